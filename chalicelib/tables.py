@@ -1,0 +1,282 @@
+"""The DynamoDB tables (one PynamoDB model each) and `create_tables()`.
+
+Table names are resolved from the environment each time PynamoDB asks (`Meta.table_name` is
+a descriptor), so one process can point at moto, the dev stack or AWS without re-importing.
+Which endpoint is used is botocore's business: `AWS_ENDPOINT_URL[_DYNAMODB]`, region and
+credentials come from the standard AWS environment.
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TableError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import config
+
+
+class _TableName:
+    """`Meta.table_name` that reads its env var when PynamoDB reads it."""
+
+    def __init__(self, table: str):
+        self.table = table
+
+    def __get__(self, instance: object, owner: type) -> str:
+        return config.table_name(self.table)
+
+
+def _meta(table: str) -> type:
+    return type(
+        "Meta",
+        (),
+        {
+            "table_name": _TableName(table),
+            "billing_mode": "PAY_PER_REQUEST",
+            # The tick claims and the notifier posts from thread pools.
+            "max_pool_connections": 64,
+        },
+    )
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+class UsersByEmail(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "email"
+        projection = AllProjection()
+
+    email = UnicodeAttribute(hash_key=True)
+
+
+class UserModel(Model):
+    """A user, or a claim item (`user_id` = `email#<email>` / `admin#`) that makes a value
+    unique: DynamoDB has no unique secondary keys, a conditional put of a claim does."""
+
+    Meta = _meta("users")
+    user_id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute(null=True)  # set on real users only: the GSI stays sparse
+    password_hash = UnicodeAttribute(null=True)
+    role = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    owner_user_id = UnicodeAttribute(null=True)  # on claim items: whose claim it is
+    by_email = UsersByEmail()
+
+
+# --- provider keys and user-defined providers ---------------------------------------------
+
+
+class ProviderKeyModel(Model):
+    Meta = _meta("provider_keys")
+    user_id = UnicodeAttribute(hash_key=True)
+    provider_key = UnicodeAttribute(range_key=True)
+    ciphertext = BinaryAttribute(legacy_encoding=False)
+    last4 = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class ProviderModel(Model):
+    Meta = _meta("providers")
+    user_id = UnicodeAttribute(hash_key=True)
+    provider_key = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    base_url = UnicodeAttribute()
+    models = JSONAttribute()  # [{id, input_cost_per_mtok?, output_cost_per_mtok?}]
+    updated_at = UnicodeAttribute()
+
+
+# --- schedules -----------------------------------------------------------------------------
+
+
+class DueIndex(GlobalSecondaryIndex):
+    """Sparse: only enabled schedules carry `due_shard`, so the tick reads due ones only."""
+
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due_shard = NumberAttribute(hash_key=True)
+    next_run = UnicodeAttribute(range_key=True)
+
+
+class ScheduleModel(Model):
+    Meta = _meta("schedules")
+    user_id = UnicodeAttribute(hash_key=True)
+    schedule_id = UnicodeAttribute(range_key=True)
+    name = UnicodeAttribute()
+    prompt = UnicodeAttribute()
+    models = ListAttribute(of=UnicodeAttribute)
+    max_tokens = NumberAttribute()
+    temperature = NumberAttribute()
+    interval_hours = NumberAttribute()
+    enabled = BooleanAttribute()
+    last_run = UnicodeAttribute(null=True)
+    next_run = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    due_shard = NumberAttribute(null=True)
+    due = DueIndex()
+
+
+# --- jobs and slots ------------------------------------------------------------------------
+
+
+class JobsByUser(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "user"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class QueuedJobs(GlobalSecondaryIndex):
+    """Sparse: `queued_user` is set only while a job is queued (FIFO per user)."""
+
+    class Meta:
+        index_name = "queued"
+        projection = KeysOnlyProjection()
+
+    queued_user = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class ActiveJobs(GlobalSecondaryIndex):
+    """Sparse: `active_shard` is set only while a job holds a lease the tick must watch."""
+
+    class Meta:
+        index_name = "active"
+        projection = KeysOnlyProjection()
+
+    active_shard = NumberAttribute(hash_key=True)
+    lease_until = UnicodeAttribute(range_key=True)
+
+
+class JobModel(Model):
+    Meta = _meta("jobs")
+    job_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    job_type = UnicodeAttribute()
+    status = UnicodeAttribute()
+    params = JSONAttribute(null=True)
+    progress_pct = NumberAttribute(default=0)
+    progress_detail = UnicodeAttribute(null=True)
+    schedule_id = UnicodeAttribute(null=True)
+    result_ref = UnicodeAttribute(null=True)
+    error_msg = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    started_at = UnicodeAttribute(null=True)
+    completed_at = UnicodeAttribute(null=True)
+    lease_until = UnicodeAttribute(null=True)
+    timeout_at = UnicodeAttribute(null=True)
+    cancel_requested = BooleanAttribute(null=True)
+    queued_user = UnicodeAttribute(null=True)
+    active_shard = NumberAttribute(null=True)
+    by_user = JobsByUser()
+    queued = QueuedJobs()
+    active = ActiveJobs()
+
+
+class SlotModel(Model):
+    """Per-user concurrency: `active` running jobs out of `limit` (absent: the default)."""
+
+    Meta = _meta("slots")
+    user_id = UnicodeAttribute(hash_key=True)
+    active = NumberAttribute(default=0)
+    limit = NumberAttribute(null=True)
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+class RunModel(Model):
+    Meta = _meta("benchmark_runs")
+    user_id = UnicodeAttribute(hash_key=True)
+    run_id = UnicodeAttribute(range_key=True)  # created_at + suffix: sorts by time
+    created_at = UnicodeAttribute()
+    source = UnicodeAttribute()  # "schedule" | "manual"
+    prompt = UnicodeAttribute()
+    context_tiers = ListAttribute(of=NumberAttribute)
+    max_tokens = NumberAttribute()
+    temperature = NumberAttribute()
+    results = JSONAttribute()
+    metadata = JSONAttribute()
+
+
+# --- WebSocket connections -----------------------------------------------------------------
+
+
+class ConnectionsByUser(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "user"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+
+
+class ConnectionModel(Model):
+    Meta = _meta("connections")
+    connection_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    endpoint = UnicodeAttribute(null=True)
+    connected_at = UnicodeAttribute(null=True)
+    count = NumberAttribute(null=True)  # on a per-user counter item
+    ttl = TTLAttribute(null=True)
+    by_user = ConnectionsByUser()
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    UserModel,
+    ProviderKeyModel,
+    ProviderModel,
+    ScheduleModel,
+    JobModel,
+    SlotModel,
+    RunModel,
+    ConnectionModel,
+)
+
+TTL_ATTRIBUTES = {ConnectionModel: "ttl"}
+
+
+def create_tables() -> list[str]:
+    """Create every missing table (idempotent, safe to race); returns the names created."""
+    created = []
+    for model in ALL_MODELS:
+        if model.exists():
+            continue
+        try:
+            model.create_table(wait=True)
+        except TableError as err:
+            if "ResourceInUseException" not in str(err.cause or err):
+                raise
+            continue
+        if model in TTL_ATTRIBUTES:
+            model.update_ttl(ignore_update_ttl_errors=True)
+        created.append(model.Meta.table_name)
+    return created
+
+
+def transact_write() -> TransactWrite:
+    """A TransactWrite on a shared connection (a new botocore client per call costs ~20 ms)."""
+    return TransactWrite(connection=_shared_connection())
+
+
+_connection: Connection | None = None
+
+
+def _shared_connection() -> Connection:
+    global _connection
+    if _connection is None:
+        _connection = Connection(max_pool_connections=64)
+    return _connection
