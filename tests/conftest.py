@@ -83,3 +83,76 @@ def client(aws):
     emulate_authorizer_errors()
     with Client(app, stage_name="test") as test_client:
         yield test_client
+
+
+class Api:
+    """JSON over `chalice.test.Client`, as one signed-in user (or anonymous)."""
+
+    def __init__(self, test_client, token: str | None = None, user: dict | None = None):
+        self.client = test_client
+        self.token = token
+        self.user = user or {}
+
+    @property
+    def id(self) -> str:
+        return self.user["id"]
+
+    def headers(self, extra: dict | None = None) -> dict:
+        headers = {"content-type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        headers.update(extra or {})
+        return headers
+
+    def call(self, method: str, path: str, json_body=None, *, raw: bytes | None = None,
+             headers: dict | None = None):
+        import json
+
+        body = raw if raw is not None else (b"" if json_body is None else json.dumps(json_body).encode())
+        response = self.client.http.request(method, path, headers=self.headers(headers), body=body)
+        try:
+            data = json.loads(response.body) if response.body else None
+        except ValueError:
+            data = response.body
+        return response.status_code, data
+
+    def get(self, path, **kw):
+        return self.call("GET", path, **kw)
+
+    def post(self, path, json_body=None, **kw):
+        return self.call("POST", path, json_body, **kw)
+
+    def put(self, path, json_body=None, **kw):
+        return self.call("PUT", path, json_body, **kw)
+
+    def delete(self, path, **kw):
+        return self.call("DELETE", path, **kw)
+
+
+@pytest.fixture
+def anonymous(client) -> Api:
+    return Api(client)
+
+
+@pytest.fixture
+def make_user(client):
+    """Register a user and return an `Api` signed in as them."""
+    counter = iter(range(1_000_000))
+
+    def make(email: str | None = None, password: str = "password123") -> Api:
+        email = email or f"user{next(counter)}@example.com"
+        status, data = Api(client).post("/api/auth/register", {"email": email, "password": password})
+        assert status == 200, data
+        return Api(client, data["access_token"], data["user"])
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user) -> Api:
+    return make_user("alice@example.com")
+
+
+@pytest.fixture
+def bob(make_user) -> Api:
+    return make_user("bob@example.com")

@@ -1,0 +1,272 @@
+"""Users, passwords and JWTs.
+
+Email uniqueness and "the first user is admin" are claims: items in the users table put with
+`attribute_not_exists` in the same transaction as the user, so two concurrent registrations
+cannot both win (DynamoDB has no unique secondary keys; a conditional put is the rule).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+
+from chalicelib import clock, tables
+from chalicelib.errors import Conflict, Forbidden, NotFound, Unauthorized
+from chalicelib.tables import UserModel
+
+TOKEN_TTL = timedelta(hours=24)
+JWT_ALGORITHM = "HS256"
+
+# scrypt, N=2^14, r=8, p=1: memory-hard (16 MiB), ~50 ms here; parameters stored with the hash.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+# The claim items' keys. User ids are uuid4 hex, so they never collide with these.
+_EMAIL_CLAIM = "email#{}"
+_ADMIN_CLAIM = "admin#"
+
+# The claim's condition: the rule that makes each claim unique, stated once.
+_UNCLAIMED = UserModel.user_id.does_not_exist()
+
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    email: str = Field(max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("email")
+    @classmethod
+    def _normalized_email(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _EMAIL.match(value):
+            raise ValueError("not a valid email address")
+        return value
+
+
+class Registration(Credentials):
+    password: str = Field(min_length=8, max_length=1024)
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    role: str
+
+    def public(self) -> dict[str, str]:
+        return {"id": self.id, "email": self.email, "role": self.role}
+
+
+# --- passwords -------------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = _scrypt(password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
+    return "scrypt${}${}${}${}${}".format(
+        _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _b64(salt), _b64(digest)
+    )
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    actual = _scrypt(password, _unb64(salt), int(n), int(r), int(p))
+    return hmac.compare_digest(actual, _unb64(digest))
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024, dklen=32
+    )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+# A hash to verify against when the email is unknown, so that a login's timing does not
+# tell which emails are registered.
+_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + _b64(b"\0" * 32)
+
+
+# --- registration and login ------------------------------------------------------------
+
+
+def register(email: str, password: str) -> tuple[User, str]:
+    """Create the user (admin if first) and return it with a fresh access token."""
+    user_id = uuid.uuid4().hex
+    password_hash = hash_password(password)
+    # Most registrations are not the first: skip the admin attempt once the claim exists.
+    try_admin = not _claim_exists(_ADMIN_CLAIM)
+    if try_admin and _put_user(user_id, email, password_hash, role="admin"):
+        user = User(user_id, email, "admin")
+    elif _put_user(user_id, email, password_hash, role="user"):
+        user = User(user_id, email, "user")
+    else:
+        raise Conflict("Email already registered", {"field": "email"})
+    return user, issue_token(user)
+
+
+def _put_user(user_id: str, email: str, password_hash: str, role: str) -> bool:
+    """One transaction: the user, its email claim and (for an admin) the admin claim.
+
+    Returns False when the email is taken or, for an admin, when someone else was first.
+    """
+    now = clock.now_iso()
+    user = UserModel(
+        user_id, email=email, password_hash=password_hash, role=role, created_at=now
+    )
+    email_claim = UserModel(_EMAIL_CLAIM.format(email), owner_user_id=user_id, created_at=now)
+    try:
+        with tables.transact_write() as tx:
+            tx.save(user, condition=_UNCLAIMED)
+            tx.save(email_claim, condition=_UNCLAIMED)
+            if role == "admin":
+                tx.save(UserModel(_ADMIN_CLAIM, owner_user_id=user_id), condition=_UNCLAIMED)
+    except TransactWriteError as err:
+        if err.cause_response_code != "TransactionCanceledException":
+            raise
+        reasons = [r.code if r else None for r in (err.cancellation_reasons or [])]
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            raise Conflict("Email already registered", {"field": "email"}) from None
+        return False
+    return True
+
+
+def _claim_exists(key: str) -> bool:
+    try:
+        UserModel.get(key, consistent_read=True, attributes_to_get=["user_id"])
+    except DoesNotExist:
+        return False
+    return True
+
+
+def login(email: str, password: str) -> str:
+    """A fresh token, or 401 without saying whether the email or the password was wrong."""
+    user = _user_by_email(email)
+    stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    if not verify_password(password, stored) or user is None:
+        raise Unauthorized("Invalid email or password")
+    return issue_token(User(user.user_id, user.email or email, user.role or "user"))
+
+
+def _user_by_email(email: str) -> UserModel | None:
+    """Read through the email claim (strongly consistent), not the eventually consistent GSI,
+    so a user can log in the moment registration answered."""
+    try:
+        claim = UserModel.get(_EMAIL_CLAIM.format(email), consistent_read=True)
+        return UserModel.get(claim.owner_user_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def get_user(user_id: str) -> User:
+    try:
+        item = UserModel.get(user_id)
+    except DoesNotExist:
+        raise NotFound("User not found", {"user_id": user_id}) from None
+    if item.email is None:  # a claim item, not a user
+        raise NotFound("User not found", {"user_id": user_id})
+    return User(item.user_id, item.email, item.role or "user")
+
+
+def require_admin(user_id: str) -> None:
+    """Check the role in the table, not the token: a demoted admin's token must not work."""
+    try:
+        role = get_user(user_id).role
+    except NotFound:
+        role = None
+    if role != "admin":
+        raise Forbidden("Admin role required")
+
+
+# --- tokens ----------------------------------------------------------------------------
+
+
+def issue_token(user: User) -> str:
+    import jwt
+
+    now = clock.now()
+    claims = {
+        "sub": user.id,
+        "role": user.role,
+        "iat": int(now.timestamp()),
+        "exp": int((now + TOKEN_TTL).timestamp()),
+    }
+    return jwt.encode(claims, jwt_secret(), algorithm=JWT_ALGORITHM)
+
+
+def verify_token(token: str) -> dict[str, Any]:
+    """The token's claims, or `Unauthorized` for any token we did not sign or that expired.
+
+    Only HS256 is accepted: `alg: none` and algorithm-confusion tokens are refused by PyJWT.
+    """
+    import jwt
+
+    try:
+        claims = jwt.decode(
+            token,
+            jwt_secret(),
+            algorithms=[JWT_ALGORITHM],
+            # Expiry is checked below against the app's (injectable) clock.
+            options={"require": ["exp", "iat", "sub"], "verify_exp": False},
+        )
+    except jwt.PyJWTError:
+        raise Unauthorized("Invalid or expired token") from None
+    subject, expires = claims.get("sub"), claims.get("exp")
+    if not isinstance(subject, str) or not subject or not isinstance(expires, int):
+        raise Unauthorized("Invalid or expired token")
+    if expires <= clock.now().timestamp():
+        raise Unauthorized("Invalid or expired token")
+    return claims
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header."""
+    if not header:
+        raise Unauthorized("Missing bearer token")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Missing bearer token")
+    return token.strip()
+
+
+_secret_cache: dict[str, str] = {}
+
+
+def jwt_secret() -> str:
+    """`JWT_SECRET`, or the Secrets Manager secret named by `JWT_SECRET_ARN`, fetched once
+    per container (a Lambda container serves many requests; the secret does not change)."""
+    explicit = os.environ.get("JWT_SECRET")
+    if explicit:
+        return explicit
+    arn = os.environ.get("JWT_SECRET_ARN")
+    if not arn:
+        raise RuntimeError("JWT_SECRET or JWT_SECRET_ARN must be set")
+    if arn not in _secret_cache:
+        import boto3
+
+        value = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+        _secret_cache[arn] = value
+    return _secret_cache[arn]

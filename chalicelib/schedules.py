@@ -1,0 +1,193 @@
+"""Schedules: validation, CRUD, and the one place that computes `next_run`.
+
+A schedule is due when `next_run <= now`. Only enabled schedules carry `due_shard`, which
+puts them in the sparse `due` GSI the tick queries; disabling removes it.
+"""
+from __future__ import annotations
+
+import uuid
+import zlib
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
+
+from chalicelib import catalog, clock, config
+from chalicelib.errors import NotFound, Unprocessable
+from chalicelib.tables import ScheduleModel
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+Prompt = Annotated[str, StringConstraints(min_length=1, max_length=50_000)]
+Models = Annotated[list[str], Field(min_length=1, max_length=20)]
+MaxTokens = Annotated[int, Field(ge=1, le=128_000)]
+Temperature = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
+IntervalHours = Annotated[int, Field(ge=1, le=720)]
+
+
+class _Body(BaseModel):
+    # strict: "512" is not a number and true is not 1; unknown fields are typos, not noise.
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    @field_validator("prompt", check_fields=False)
+    @classmethod
+    def _prompt_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class ScheduleCreate(_Body):
+    name: Name
+    models: Models
+    prompt: Prompt
+    max_tokens: MaxTokens = 512
+    temperature: Temperature = 0.7
+    interval_hours: IntervalHours
+    enabled: bool = True
+
+
+class ScheduleUpdate(_Body):
+    """Any subset; an explicit null is refused like any other wrong type."""
+
+    name: Name = None  # type: ignore[assignment]
+    models: Models = None  # type: ignore[assignment]
+    prompt: Prompt = None  # type: ignore[assignment]
+    max_tokens: MaxTokens = None  # type: ignore[assignment]
+    temperature: Temperature = None  # type: ignore[assignment]
+    interval_hours: IntervalHours = None  # type: ignore[assignment]
+    enabled: bool = None  # type: ignore[assignment]
+
+
+# --- next_run -------------------------------------------------------------------------
+
+
+def first_run(now: datetime, interval_hours: int) -> datetime:
+    """A new (or re-timed) schedule first runs one interval from now."""
+    return now + timedelta(hours=interval_hours)
+
+
+def next_on_phase(due: datetime, interval_hours: int, now: datetime) -> datetime:
+    """The first `due + k*interval` strictly after `now` (k ≥ 1).
+
+    Keeps the schedule's phase (no drift by the run's duration) and collapses any number of
+    missed runs into one.
+    """
+    interval = timedelta(hours=interval_hours)
+    if due > now:
+        return due + interval
+    missed = (now - due) // interval
+    return due + (missed + 1) * interval
+
+
+def due_shard(schedule_id: str) -> int:
+    return zlib.crc32(schedule_id.encode()) % config.due_shards()
+
+
+# --- CRUD -----------------------------------------------------------------------------
+
+
+def create(user_id: str, body: ScheduleCreate) -> dict[str, Any]:
+    _check_models(user_id, body.models)
+    now = clock.now()
+    schedule_id = uuid.uuid4().hex
+    item = ScheduleModel(
+        user_id,
+        schedule_id,
+        name=body.name,
+        prompt=body.prompt,
+        models=body.models,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        interval_hours=body.interval_hours,
+        enabled=body.enabled,
+        last_run=None,
+        next_run=clock.iso(first_run(now, body.interval_hours)),
+        created_at=clock.iso(now),
+        updated_at=clock.iso(now),
+        due_shard=due_shard(schedule_id) if body.enabled else None,
+    )
+    item.save(condition=ScheduleModel.schedule_id.does_not_exist())
+    return to_public(item)
+
+
+def list_for(user_id: str) -> list[dict[str, Any]]:
+    items = sorted(ScheduleModel.query(user_id), key=lambda s: s.created_at, reverse=True)
+    return [to_public(item) for item in items]
+
+
+def get(user_id: str, schedule_id: str) -> ScheduleModel:
+    """The caller's schedule; another user's id is exactly as unknown as a missing one."""
+    try:
+        return ScheduleModel.get(user_id, schedule_id)
+    except DoesNotExist:
+        raise _not_found(schedule_id) from None
+
+
+def update(user_id: str, schedule_id: str, body: ScheduleUpdate) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise Unprocessable("Nothing to update: send at least one field", {"field": "body"})
+    if "models" in changes:
+        _check_models(user_id, changes["models"])
+    now = clock.now()
+    actions = [getattr(ScheduleModel, field).set(value) for field, value in changes.items()]
+    actions.append(ScheduleModel.updated_at.set(clock.iso(now)))
+    if "interval_hours" in changes:
+        actions.append(ScheduleModel.next_run.set(clock.iso(first_run(now, changes["interval_hours"]))))
+    if changes.get("enabled") is True:
+        actions.append(ScheduleModel.due_shard.set(due_shard(schedule_id)))
+    elif changes.get("enabled") is False:
+        actions.append(ScheduleModel.due_shard.remove())
+    item = ScheduleModel(user_id, schedule_id)
+    try:
+        item.update(actions=actions, condition=_EXISTS)
+    except UpdateError as err:
+        if err.cause_response_code == "ConditionalCheckFailedException":
+            raise _not_found(schedule_id) from None
+        raise
+    return to_public(item)
+
+
+def delete(user_id: str, schedule_id: str) -> None:
+    try:
+        ScheduleModel(user_id, schedule_id).delete(condition=_EXISTS)
+    except DeleteError as err:
+        if err.cause_response_code == "ConditionalCheckFailedException":
+            raise _not_found(schedule_id) from None
+        raise
+
+
+# Updates and deletes act only on a schedule that exists (never upsert a deleted one).
+_EXISTS = ScheduleModel.schedule_id.exists()
+
+
+def to_public(item: ScheduleModel) -> dict[str, Any]:
+    models = list(item.models or [])
+    return {
+        "id": item.schedule_id,
+        "name": item.name,
+        "prompt": item.prompt,
+        "models": models,
+        "models_json": models,
+        "max_tokens": int(item.max_tokens),
+        "temperature": float(item.temperature),
+        "interval_hours": int(item.interval_hours),
+        "enabled": bool(item.enabled),
+        "last_run": item.last_run,
+        "next_run": item.next_run,
+        "created_at": item.created_at,
+    }
+
+
+def _check_models(user_id: str, models: list[str]) -> None:
+    seen: set[str] = set()
+    for name in models:
+        if name in seen:
+            raise Unprocessable(f"Duplicate model: {name!r}", {"field": "models", "model": name})
+        seen.add(name)
+    catalog.resolve_all(models, catalog.providers_for(user_id))
+
+
+def _not_found(schedule_id: str) -> NotFound:
+    return NotFound("Schedule not found", {"schedule_id": schedule_id})
