@@ -194,6 +194,7 @@ class SlotModel(Model):
     user_id = UnicodeAttribute(hash_key=True)
     active = NumberAttribute(default=0)
     limit = NumberAttribute(null=True)
+    queued = NumberAttribute(null=True)  # jobs in status queued: lets finish skip a query
 
 
 # --- history -------------------------------------------------------------------------------
