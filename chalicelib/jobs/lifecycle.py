@@ -1,0 +1,436 @@
+"""A job's life: submit → start → progress/heartbeat → finish, and cancel.
+
+Every change is one conditional write (or one TransactWriteItems when the slot item must
+change with the job), conditioned on the status the writer saw (`rules.leaving`). When a
+condition fails nothing was applied, and the caller learns it from the return value:
+`start` → None, `finish` → None (and no event), `progress` → True ("stop"). A runner acts
+only on a job its own `start` moved to running.
+
+Request budget of one uncontended lifecycle (DESIGN §2, measured by bench/registry.py):
+submit = 1 TransactWriteItems (put + slot ConditionCheck); start = 1 GetItem (the runner
+needs the job's owner and params anyway) + 1 TransactWriteItems; finish = 1
+TransactWriteItems whose slot update carries `NOTHING_QUEUED`, so the `queued` GSI is
+queried only when that condition says somebody waits.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import clock
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.jobs import events, rules
+from chalicelib.jobs._tx import Tx
+from chalicelib.tables import JobModel, SlotModel
+
+_ATTEMPTS = 8  # rounds of "read, try the conditional write" before giving up on a hot item
+_MAX_ERROR_CHARS = 2000
+
+
+class DuplicateJob(Conflict):
+    """A job with this id exists already; it was left as it was."""
+
+
+# --- what this process remembers about the jobs it runs ----------------------------------
+
+
+class _Owners:
+    """job_id → (user_id, timeout_at) for jobs this process started.
+
+    The runner calls start, progress and finish in one process; remembering the owner saves
+    finish a GetItem (the slot's key is the user id), and the timeout lets progress cap the
+    lease without reading it. A job's owner never changes; a stale entry can only come from
+    reused ids, and finish's condition `user_id = :owner` catches that (then it reads).
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+
+    def remember(self, job: JobModel) -> None:
+        with self._lock:
+            self._entries[job.job_id] = (job.user_id, job.timeout_at)
+            self._entries.move_to_end(job.job_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def get(self, job_id: str) -> tuple[str, str | None] | None:
+        with self._lock:
+            return self._entries.get(job_id)
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._entries.pop(job_id, None)
+
+
+_owners = _Owners()
+
+
+def read(job_id: str) -> JobModel | None:
+    """The job as it is now (strongly consistent), or None."""
+    try:
+        return JobModel.get(job_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+# --- creating -------------------------------------------------------------------------------
+
+
+def build_job(
+    job_type: str,
+    user_id: str,
+    params: dict[str, Any] | None,
+    *,
+    job_id: str | None = None,
+    schedule_id: str | None = None,
+) -> JobModel:
+    """A new pending job, not saved: the tick saves it in its own transaction
+    (`add_to_transaction`) together with the schedule it claims.
+
+    It carries `active_shard` and `lease_until` = the time the tick looks at it again if no
+    runner has started it by then (its dispatch was lost)."""
+    now = clock.now()
+    job_id = job_id or uuid.uuid4().hex
+    return JobModel(
+        job_id,
+        user_id=user_id,
+        job_type=job_type,
+        status=rules.PENDING,
+        params=params,
+        progress_pct=0,
+        schedule_id=schedule_id,
+        created_at=clock.iso(now),
+        active_shard=rules.shard_of(job_id),
+        lease_until=clock.iso(rules.redispatch_at(now)),
+    )
+
+
+def add_to_transaction(tx: TransactWrite, job: JobModel) -> None:
+    """Put `job` in the caller's transaction, only if its id is new (a retried tick, or two
+    ticks claiming one due time, then fail the whole transaction instead of overwriting)."""
+    tx.save(job, condition=rules.IS_NEW)
+
+
+def announce_created(job: JobModel) -> None:
+    """Tell the user's clients; call it after the transaction holding the job committed."""
+    events.created(job)
+
+
+def submit(
+    job_type: str,
+    user_id: str,
+    params: dict[str, Any] | None,
+    *,
+    job_id: str | None = None,
+    schedule_id: str | None = None,
+) -> JobModel:
+    """Create a job: pending, or queued when the user is at their limit. Raises
+    `DuplicateJob` when the id exists (nothing is overwritten).
+
+    One transaction: the put and a ConditionCheck that the slot has room. Only when that
+    check fails is the job put as queued, with the user's queued count (2nd request)."""
+    job = build_job(job_type, user_id, params, job_id=job_id, schedule_id=schedule_id)
+    failed = (
+        Tx()
+        .put("job", job, rules.IS_NEW)
+        .check("slot", SlotModel, user_id, rules.slot_has_room())
+        .commit()
+    )
+    if failed and "job" not in failed:
+        job.status = rules.QUEUED
+        job.queued_user = user_id
+        failed = (
+            Tx()
+            .put("job", job, rules.IS_NEW)
+            .update("slot", SlotModel(user_id), [SlotModel.queued.add(1)])
+            .commit()
+        )
+    if "job" in failed:
+        raise DuplicateJob("Job already exists", {"job_id": job.job_id})
+    announce_created(job)
+    return job
+
+
+# --- starting -------------------------------------------------------------------------------
+
+
+def start(job_id: str) -> JobModel | None:
+    """pending|queued → running, taking a slot in the same transaction; returns the job
+    (with its params) when THIS call moved it, so the caller runs it.
+
+    None otherwise: the job is unknown or not waiting (a duplicate or late delivery: no
+    effect), or the user has no free slot (the job is, or becomes, queued; a later finish
+    hands it out, or the reaper returns it for re-dispatch)."""
+    for _ in range(_ATTEMPTS):
+        job = read(job_id)
+        if job is None or job.status not in (rules.PENDING, rules.QUEUED):
+            return None
+        failed = _take_slot(job, clock.now())
+        if not failed:
+            _owners.remember(job)
+            events.started(job.user_id, job.job_id)
+            return job
+        if "job" in failed:
+            continue  # it moved under us (another start, a cancel): look again
+        if job.status == rules.QUEUED:
+            return None  # still no room: it keeps its place in the queue
+        if _enqueue(job, clock.now()):
+            return None
+        # the slot freed up meanwhile (or the job moved): try again
+    return None
+
+
+def _take_slot(job: JobModel, now: datetime) -> dict:
+    seen = job.status
+    timeout = rules.timeout_at(now)
+    lease = rules.lease_until(now, timeout)
+    slot_actions: list[Action] = [SlotModel.active.add(1)]
+    if seen == rules.QUEUED:
+        slot_actions.append(SlotModel.queued.add(-1))
+    failed = (
+        Tx()
+        .update(
+            "job",
+            job,
+            [
+                JobModel.status.set(rules.RUNNING),
+                JobModel.started_at.set(clock.iso(now)),
+                JobModel.timeout_at.set(clock.iso(timeout)),
+                JobModel.lease_until.set(clock.iso(lease)),
+                JobModel.queued_user.remove(),
+            ],
+            rules.leaving(seen, rules.RUNNING),
+        )
+        .update("slot", SlotModel(job.user_id), slot_actions, rules.slot_has_room())
+        .commit()
+    )
+    if not failed:
+        job.status = rules.RUNNING
+        job.started_at = clock.iso(now)
+        job.timeout_at = clock.iso(timeout)
+        job.lease_until = clock.iso(lease)
+        job.queued_user = None
+    return failed
+
+
+def _enqueue(job: JobModel, now: datetime) -> bool:
+    """pending → queued, only while the slot is still full (else the caller retries start:
+    no job may wait in the queue while its user has room and nobody will wake it)."""
+    lease = clock.iso(rules.redispatch_at(now))
+    failed = (
+        Tx()
+        .update(
+            "job",
+            job,
+            [
+                JobModel.status.set(rules.QUEUED),
+                JobModel.queued_user.set(job.user_id),
+                JobModel.lease_until.set(lease),
+            ],
+            rules.leaving(rules.PENDING, rules.QUEUED),
+        )
+        .update("slot", SlotModel(job.user_id), [SlotModel.queued.add(1)], rules.slot_is_full())
+        .commit()
+    )
+    if failed:
+        return False
+    job.status, job.queued_user, job.lease_until = rules.QUEUED, job.user_id, lease
+    return True
+
+
+# --- while running --------------------------------------------------------------------------
+
+
+def progress(job_id: str, pct: float, detail: str | None) -> bool:
+    """Store progress and renew the lease (one UpdateItem conditioned on running); emits
+    job_progress. Returns True when the runner should stop: cancellation was requested,
+    or the job is no longer running (reaped, cancelled, finished elsewhere)."""
+    pct = min(100, max(0, pct))
+    job = _renew(job_id, [JobModel.progress_pct.set(pct), JobModel.progress_detail.set(detail)])
+    if job is None:
+        return True
+    events.progress(job.user_id, job_id, pct, detail)
+    return bool(job.cancel_requested)
+
+
+def heartbeat(job_id: str) -> bool:
+    """Only renew the lease (while a long stream runs). Same answer as `progress`."""
+    job = _renew(job_id, [])
+    return job is None or bool(job.cancel_requested)
+
+
+def _renew(job_id: str, actions: list[Action]) -> JobModel | None:
+    now = clock.now()
+    known = _owners.get(job_id)
+    timeout = clock.parse(known[1]) if known and known[1] else None
+    job = JobModel(job_id)
+    if not _update_if_running(job, [JobModel.lease_until.set(clock.iso(rules.lease_until(now, timeout))), *actions]):
+        return None
+    if timeout is None and job.timeout_at and job.lease_until and job.lease_until > job.timeout_at:
+        # Renewed by a process that did not start the job: cap the lease at the timeout.
+        if not _update_if_running(job, [JobModel.lease_until.set(job.timeout_at)]):
+            return None
+    _owners.remember(job)
+    return job
+
+
+def _update_if_running(job: JobModel, actions: list[Action]) -> bool:
+    """One UpdateItem (ReturnValues ALL_NEW into `job`); False when the job is not running."""
+    try:
+        job.update(actions=actions, condition=rules.IS_RUNNING)
+    except UpdateError as err:
+        if _check_failed(err):
+            return False
+        raise
+    return True
+
+
+def _check_failed(err: PynamoDBException) -> bool:
+    return err.cause_response_code == "ConditionalCheckFailedException"
+
+
+# --- ending ---------------------------------------------------------------------------------
+
+
+def ending_actions(
+    status: str, now: datetime, *, result_ref: str | None = None, error: str | None = None
+) -> list[Action]:
+    """The writes that make a job terminal. They also drop it from the sparse `active` and
+    `queued` GSIs, which therefore only ever hold live jobs."""
+    actions: list[Action] = [
+        JobModel.status.set(status),
+        JobModel.completed_at.set(clock.iso(now)),
+        JobModel.active_shard.remove(),
+        JobModel.lease_until.remove(),
+        JobModel.queued_user.remove(),
+    ]
+    if result_ref is not None:
+        actions.append(JobModel.result_ref.set(result_ref))
+    if error is not None:
+        actions.append(JobModel.error_msg.set(error[:_MAX_ERROR_CHARS]))
+    if status == rules.DONE:
+        actions.append(JobModel.progress_pct.set(100))
+    return actions
+
+
+def finish(
+    job_id: str, status: str, *, result_ref: str | None = None, error: str | None = None
+) -> JobModel | None:
+    """running → done|failed|cancelled|interrupted, releasing the slot in the same
+    transaction; emits job_completed / job_failed / job_cancelled.
+
+    Only the first of a duplicate finish, or of finish racing the reaper, passes the
+    `running` condition, so the slot is released once and the event sent once; the others
+    change nothing. Returns the user's oldest queued job (a keys-only view: job_id,
+    user_id, created_at) for the caller to `start`, or None."""
+    rules.leaving(rules.RUNNING, status)  # refuses a status finish never sets
+    if error is None and status in (rules.FAILED, rules.INTERRUPTED):
+        error = "Job interrupted" if status == rules.INTERRUPTED else "Job failed"
+    known = _owners.get(job_id)
+    user_id = known[0] if known else None
+    if user_id is None:
+        job = read(job_id)
+        if job is None or job.status != rules.RUNNING:
+            return None
+        user_id = job.user_id
+    now = clock.now()
+    anyone_queued = False
+    for _ in range(_ATTEMPTS):
+        failed = (
+            Tx()
+            .update(
+                "job",
+                JobModel(job_id),
+                ending_actions(status, now, result_ref=result_ref, error=error),
+                rules.leaving(rules.RUNNING, status) & rules.owned_by(user_id),
+                return_old=True,
+            )
+            .update(
+                "slot",
+                SlotModel(user_id),
+                [SlotModel.active.add(-1)],
+                None if anyone_queued else rules.NOTHING_QUEUED,
+            )
+            .commit()
+        )
+        if not failed:
+            break
+        if "job" in failed:
+            current = _from_raw(failed["job"].raw_item)
+            if current is not None and current.status == rules.RUNNING and current.user_id != user_id:
+                user_id = current.user_id  # a stale memory of the owner: use the item's
+                continue
+            return None  # not running: a duplicate finish, or the reaper came first
+        anyone_queued = True  # only the probe failed: somebody waits; release anyway
+    else:
+        raise RuntimeError(f"finish({job_id}) kept conflicting")
+    _owners.forget(job_id)
+    events.ended(user_id, job_id, status, result_ref=result_ref, error=error)
+    return next_queued(user_id) if anyone_queued else None
+
+
+def _from_raw(raw_item: dict | None) -> JobModel | None:
+    return JobModel.from_raw_data(raw_item) if raw_item else None
+
+
+def next_queued(user_id: str) -> JobModel | None:
+    """The user's oldest queued job, from the keys-only `queued` GSI (one Query)."""
+    for key in JobModel.queued.query(user_id, scan_index_forward=True, limit=1):
+        return JobModel(
+            key.job_id,
+            user_id=user_id,
+            status=rules.QUEUED,
+            created_at=key.created_at,
+            queued_user=user_id,
+        )
+    return None
+
+
+# --- cancelling -----------------------------------------------------------------------------
+
+
+def cancel(job_id: str, user_id: str) -> JobModel:
+    """pending/queued → cancelled at once (job_cancelled); running → `cancel_requested`,
+    which the runner sees at its next progress call and answers with finish(cancelled).
+
+    `NotFound` for an unknown job or another user's (the same answer: ids are not
+    probed); `Conflict` naming the status for a job that already ended."""
+    for _ in range(_ATTEMPTS):
+        job = read(job_id)
+        if job is None or job.user_id != user_id:
+            raise NotFound("Job not found", {"job_id": job_id})
+        if job.status in rules.TERMINAL_STATUSES:
+            raise Conflict(
+                f"Job is already {job.status}", {"job_id": job_id, "status": job.status}
+            )
+        if job.status == rules.RUNNING:
+            if _update_if_running(job, [JobModel.cancel_requested.set(True)]):
+                return job
+            continue
+        if _cancel_waiting(job, clock.now()):
+            events.ended(user_id, job_id, rules.CANCELLED, result_ref=None, error=None)
+            return job
+    raise Conflict("Job kept changing while being cancelled; try again", {"job_id": job_id})
+
+
+def _cancel_waiting(job: JobModel, now: datetime) -> bool:
+    seen = job.status
+    tx = Tx().update(
+        "job", job, ending_actions(rules.CANCELLED, now), rules.leaving(seen, rules.CANCELLED)
+    )
+    if seen == rules.QUEUED:
+        tx.update("slot", SlotModel(job.user_id), [SlotModel.queued.add(-1)])
+    if tx.commit():
+        return False
+    job.status, job.completed_at = rules.CANCELLED, clock.iso(now)
+    job.active_shard = job.lease_until = job.queued_user = None
+    return True
