@@ -211,20 +211,47 @@ def provider_timeouts() -> ProviderTimeouts:
     )
 
 
+_ssl_lock = threading.Lock()
+_ssl_context: Any = None
+
+
+def _shared_ssl_context() -> Any:
+    """One verified SSL context for every client this module makes.
+
+    Building one loads the CA bundle (~25 ms); a context is safe to share between
+    clients and threads, and the runner may call ``run_model`` dozens of times.
+    """
+    global _ssl_context
+    with _ssl_lock:
+        if _ssl_context is None:
+            import httpx
+
+            _ssl_context = httpx.create_ssl_context()
+        return _ssl_context
+
+
 # ------------------------------------------------------------------ error handling
+
+
+_MASKED = re.compile(r"[A-Za-z0-9_\-]*\*{4,}[A-Za-z0-9_\-]*")
 
 
 def scrub(text: str, secret: str | None) -> str:
     """Remove ``secret`` (and its URL-encoded form) from ``text``.
 
     Applied to every string that leaves the engine, before trimming, so a cut can
-    never leave half a key behind.
+    never leave half a key behind. Also removes a provider's own masked echo of the
+    key (OpenAI's 401 says ``sk-proj-****…abcd``): prefix and last four are still
+    pieces of the key, and the message reads as well without them.
     """
     if not secret or not text:
         return text
     for form in {secret, quote(secret, safe=""), quote(secret)}:
         if form and form in text:
             text = text.replace(form, "***")
+    if "****" in text and len(secret) >= 8:
+        tail = secret[-4:]
+        text = _MASKED.sub(lambda m: "***" if m.group().endswith(tail) else m.group(), text)
     return text
 
 
@@ -593,7 +620,7 @@ def run_model(
     own_client = client is None
     try:
         if own_client:
-            client = httpx.Client(follow_redirects=False)
+            client = httpx.Client(follow_redirects=False, verify=_shared_ssl_context())
         request = client.build_request(
             "POST",
             url,
