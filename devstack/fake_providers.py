@@ -713,6 +713,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops SYNs when many streams start at once,
+    # and the kernel retries them 1 s later: a fake TTFT of +1000 ms.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], owner: "FakeProviderServer") -> None:
         self.owner = owner
