@@ -10,9 +10,9 @@ import json
 import logging
 from typing import Any, Callable
 
-from chalice import AuthResponse, Chalice, Response
+from chalice import AuthResponse, Chalice, Rate, Response
 
-from chalicelib import auth, payloads, schedules
+from chalicelib import auth, dispatch, history, payloads, schedules
 from chalicelib.errors import ApiError
 
 app = Chalice(app_name="benchmark-scheduler")
@@ -124,16 +124,120 @@ def delete_schedule(schedule_id):
     return ok()
 
 
+@route("/api/schedules/{schedule_id}/trigger", methods=["POST"])
+def trigger_schedule(schedule_id):
+    job_id = dispatch.trigger(user_id(), schedule_id)
+    return ok(message="Benchmark triggered", job_id=job_id)
+
+
 # --- keys and providers ----------------------------------------------------------------------
+
+from chalicelib import keys, user_providers  # noqa: E402 - the section stays self-contained
+
+
+@route("/api/keys", methods=["GET"])
+def list_keys():
+    return {"keys": keys.list_keys(user_id())}
+
+
+@route("/api/keys", methods=["PUT"])
+def put_key():
+    data = payloads.parse(keys.KeyPut, body())
+    return ok(key=keys.put_key(user_id(), data.provider_key, data.value))
+
+
+@route("/api/keys/{provider_key}", methods=["DELETE"])
+def delete_key(provider_key):
+    keys.delete_key(user_id(), provider_key)
+    return ok()
+
+
+@route("/api/providers", methods=["GET"])
+def list_providers():
+    return {"providers": user_providers.list_providers(user_id())}
+
+
+@route("/api/providers/{provider_key}", methods=["PUT"])
+def put_provider(provider_key):
+    data = payloads.parse(user_providers.ProviderBody, body())
+    return ok(provider=user_providers.put_provider(user_id(), provider_key, data))
+
+
+@route("/api/providers/{provider_key}", methods=["DELETE"])
+def delete_provider(provider_key):
+    user_providers.delete_provider(user_id(), provider_key)
+    return ok()
 
 
 # --- jobs ------------------------------------------------------------------------------------
+
+from chalicelib import jobs  # noqa: E402 - imported here so the jobs section stays self-contained
+
+
+@route("/api/jobs", methods=["GET"])
+def list_jobs():
+    statuses, limit = jobs.parse_list_query(app.current_request.query_params)
+    return {"jobs": [jobs.to_public(job) for job in jobs.list_jobs(user_id(), statuses, limit)]}
+
+
+@route("/api/jobs/{job_id}", methods=["GET"])
+def get_job(job_id):
+    return jobs.to_public(jobs.get_job(job_id, user_id()))
+
+
+@route("/api/jobs/{job_id}/cancel", methods=["POST"])
+def cancel_job(job_id):
+    jobs.cancel(job_id, user_id())
+    return ok()
+
+
+@route("/api/admin/users/{target_user_id}/limits", methods=["PUT"])
+def set_user_limits(target_user_id):
+    auth.require_admin(user_id())
+    data = payloads.parse(jobs.LimitsUpdate, body())
+    return ok(**jobs.set_limit(target_user_id, data.max_concurrent))
 
 
 # --- history ---------------------------------------------------------------------------------
 
 
+@route("/api/history", methods=["GET"])
+def list_history():
+    query = app.current_request.query_params or {}
+    return history.list_runs(
+        user_id(),
+        source=query.get("source"),
+        limit=payloads.int_param(query, "limit", default=20),
+        cursor=query.get("cursor"),
+    )
+
+
+@route("/api/history/{run_id}", methods=["GET"])
+def get_history_run(run_id):
+    return history.get(user_id(), run_id)
+
+
+@route("/api/history/{run_id}", methods=["DELETE"])
+def delete_history_run(run_id):
+    history.delete(user_id(), run_id)
+    return ok()
+
+
 # --- tick and runner -------------------------------------------------------------------------
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="tick")
+def tick(event):
+    from chalicelib import tick as scheduler
+
+    return scheduler.run().summary()
+
+
+@app.lambda_function(name="runner")
+def runner(event, context):
+    from chalicelib import runner as benchmark  # httpx and the provider clients load here only
+
+    return benchmark.handle(event, context.get_remaining_time_in_millis)
 
 
 # --- websocket -------------------------------------------------------------------------------

@@ -55,3 +55,14 @@ def _problem(error: dict[str, Any]) -> dict[str, Any]:
     if limits:
         problem["limit"] = limits
     return problem
+
+
+def int_param(query: dict[str, str], name: str, *, default: int) -> int:
+    """An integer query parameter; a 422 naming it when it is not one."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Unprocessable(f"Query parameter '{name}' must be an integer", {"field": name}) from None

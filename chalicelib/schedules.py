@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pynamodb.expressions.condition import Condition
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
 from chalicelib import catalog, clock, config
@@ -78,6 +79,12 @@ def next_on_phase(due: datetime, interval_hours: int, now: datetime) -> datetime
         return due + interval
     missed = (now - due) // interval
     return due + (missed + 1) * interval
+
+
+def still_due_at(seen: str) -> Condition:
+    """The tick's claim rule: the schedule still exists, is enabled, and still has the due
+    time the tick saw (so two ticks, a retry, an edit or a disable: at most one claim)."""
+    return (ScheduleModel.next_run == seen) & (ScheduleModel.enabled == True)  # noqa: E712
 
 
 def due_shard(schedule_id: str) -> int:

@@ -18,7 +18,12 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TableError
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    IncludeProjection,
+    KeysOnlyProjection,
+)
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -99,11 +104,13 @@ class ProviderModel(Model):
 
 
 class DueIndex(GlobalSecondaryIndex):
-    """Sparse: only enabled schedules carry `due_shard`, so the tick reads due ones only."""
+    """Sparse: only enabled schedules carry `due_shard`, so the tick reads due ones only.
+
+    It projects `interval_hours`: with the keys, all the tick needs to claim a due schedule."""
 
     class Meta:
         index_name = "due"
-        projection = KeysOnlyProjection()
+        projection = IncludeProjection(["interval_hours"])
 
     due_shard = NumberAttribute(hash_key=True)
     next_run = UnicodeAttribute(range_key=True)

@@ -156,3 +156,75 @@ def alice(make_user) -> Api:
 @pytest.fixture
 def bob(make_user) -> Api:
     return make_user("bob@example.com")
+
+
+class LambdaInvokes:
+    """Lambda as the tests see it: every async `Invoke` the app makes is recorded (botocore
+    short-circuits the call at `before-call`, so nothing leaves the process), and
+    `run_pending()` then delivers them to the runner, like Lambda's event queue would."""
+
+    def __init__(self):
+        import threading
+
+        self.payloads: list[dict] = []
+        self.function_names: list[str] = []
+        self._delivered = 0
+        self._lock = threading.Lock()
+
+    def record(self, params, **_):
+        import json
+
+        from botocore.awsrequest import AWSResponse
+
+        with self._lock:
+            self.payloads.append(json.loads(params["body"]))
+            self.function_names.append(params["url_path"].split("/")[3])
+        return AWSResponse("", 202, {}, None), {"StatusCode": 202}
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [p["job_id"] for p in self.payloads]
+
+    def run_pending(self, remaining_ms=None) -> list[dict]:
+        """Deliver every not yet delivered invoke (and those they cause) to the runner."""
+        from chalicelib import runner
+
+        outcomes = []
+        while True:
+            with self._lock:
+                if self._delivered >= len(self.payloads):
+                    return outcomes
+                payload = self.payloads[self._delivered]
+                self._delivered += 1
+            outcomes.append(runner.handle(payload, remaining_ms))
+
+
+@pytest.fixture
+def lambda_invokes(aws):
+    from chalicelib import dispatch
+
+    dispatch.reset_client()
+    invokes = LambdaInvokes()
+    dispatch.lambda_client().meta.events.register("before-call.lambda.Invoke", invokes.record)
+    yield invokes
+    dispatch.reset_client()
+
+
+@pytest.fixture
+def recorded_events():
+    """Every event the app sends to users' clients, in order."""
+    from chalicelib import notify
+
+    recorder = notify.RecordingNotifier()
+    notify.use(recorder)
+    yield recorder
+    notify.use(None)
+
+
+@pytest.fixture(scope="session")
+def provider_server():
+    """One loopback server speaking the OpenAI, Anthropic and Gemini stream formats."""
+    from devstack.fake_providers import FakeProviderServer
+
+    with FakeProviderServer() as server:
+        yield server

@@ -1,0 +1,296 @@
+"""The runner: one job, start to finish (DESIGN §4).
+
+It acts only on a job it moved to `running` itself (`jobs.start`): a duplicate or late
+delivery, or a job whose user has no free slot, returns at once. Then it streams every
+model — providers in parallel, one provider's models in sequence, one run each, no warm-up,
+context tier 0 — sends each result as it lands, saves the run, sets the schedule's
+`last_run`, finishes the job (releasing the slot) and starts the user's next queued job.
+
+It stops on its own before the Lambda deadline: models it could not finish are recorded as
+errors and the job fails with a message saying so, instead of the function being killed
+mid-write (which the tick would only notice when the lease runs out).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from chalicelib import catalog, clock, config, dispatch, history, jobs, keys, notify, schedules
+from chalicelib.providers import ModelTarget, RunSettings, run_model
+from chalicelib.providers.engine import failure_record
+from chalicelib.tables import JobModel, ScheduleModel
+
+log = logging.getLogger(__name__)
+
+
+def handle(event: Any, remaining_ms: Callable[[], int] | None = None) -> dict[str, Any]:
+    """The Lambda entry: `{"job_id": "..."}`. Returns what happened, for logs and tests."""
+    job_id = event.get("job_id") if isinstance(event, dict) else None
+    if not isinstance(job_id, str) or not job_id:
+        log.warning("runner: ignoring an event without a job_id")
+        return {"status": "ignored"}
+    job = jobs.start(job_id)
+    if job is None:
+        return {"status": "skipped", "job_id": job_id}
+    deadline = _deadline(remaining_ms)
+    try:
+        status, result_ref, error = _run(job, deadline)
+    except Exception as err:
+        log.exception("runner: job %s failed", job_id)
+        status, result_ref, error = jobs.FAILED, None, f"Internal error ({type(err).__name__})"
+    following = jobs.finish(job_id, status, result_ref=result_ref, error=error)
+    if following is not None:
+        dispatch.invoke_runner(following.job_id)
+    return {"status": status, "job_id": job_id, "result_ref": result_ref, "error": error}
+
+
+def _deadline(remaining_ms: Callable[[], int] | None) -> float | None:
+    """A `time.monotonic()` moment to stop by: the Lambda's remaining time less a margin
+    for saving the run and finishing the job."""
+    if remaining_ms is None:
+        return None
+    margin = config.float_setting("RUNNER_DEADLINE_MARGIN_S", 20.0)
+    return time.monotonic() + remaining_ms() / 1000.0 - margin
+
+
+# --- one job ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    schedule: ScheduleModel
+    targets: list[ModelTarget]
+    unresolved: dict[str, dict[str, Any]]  # model name → failure record
+    settings: RunSettings
+    manual: bool
+
+
+def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | None]:
+    params = job.params or {}
+    manual = params.get("trigger") == "manual"
+    schedule = _schedule_still_wanted(job, manual)
+    if isinstance(schedule, str):
+        return jobs.CANCELLED, None, schedule
+    plan = _plan(job.user_id, schedule, manual)
+    names = [t.name for t in plan.targets] + list(plan.unresolved)
+    _send(job, "benchmark_init", data={
+        "targets": names, "runs": 1, "context_tiers": [0], "max_tokens": plan.settings.max_tokens,
+    })
+    watch = _Watch(job.job_id, deadline)
+    watch.start()
+    try:
+        results = _run_models(job, plan, watch)
+    finally:
+        watch.stop()
+    if watch.cancelled:
+        return jobs.CANCELLED, None, "Cancelled by the user"
+    ordered = [results[name] for name in schedule.models if name in results]
+    run_id = history.save(history.NewRun(
+        user_id=job.user_id,
+        job_id=job.job_id,
+        prompt=plan.settings.prompt,
+        max_tokens=plan.settings.max_tokens,
+        temperature=plan.settings.temperature,
+        results=ordered,
+        metadata=_metadata(job, schedule, manual),
+    ))
+    _record_last_run(schedule, manual)
+    unfinished = [r["model"] for r in ordered if r.get("error_type") == "deadline"]
+    if unfinished:
+        return jobs.FAILED, run_id, (
+            f"Stopped before the Lambda deadline: {len(unfinished)} of {len(ordered)} models "
+            f"did not finish ({', '.join(unfinished)})"
+        )
+    if ordered and not any(r["success"] for r in ordered):
+        return jobs.FAILED, run_id, f"All {len(ordered)} models failed"
+    return jobs.DONE, run_id, None
+
+
+def _schedule_still_wanted(job: JobModel, manual: bool) -> ScheduleModel | str:
+    """The schedule, or why the job is cancelled: deleted, or disabled before its run."""
+    try:
+        schedule = ScheduleModel.get(job.user_id, job.schedule_id, consistent_read=True)
+    except DoesNotExist:
+        return "Schedule was deleted before the run started"
+    if not schedule.enabled and not manual:
+        return "Schedule was disabled before the run started"
+    return schedule
+
+
+def _plan(user_id: str, schedule: ScheduleModel, manual: bool) -> _Plan:
+    providers = catalog.providers_for(user_id)
+    targets: list[ModelTarget] = []
+    unresolved: dict[str, dict[str, Any]] = {}
+    for name in schedule.models:
+        try:
+            resolved = catalog.resolve(name, providers)
+        except Exception as err:  # a user provider deleted since the schedule was saved
+            target = ModelTarget(name.partition("/")[0], "openai", "", name, name)
+            unresolved[name] = failure_record(target, "unknown_model", getattr(err, "error", str(err)))
+            continue
+        targets.append(ModelTarget(**asdict(resolved)))
+    settings = RunSettings(
+        prompt=schedule.prompt,
+        max_tokens=int(schedule.max_tokens),
+        temperature=float(schedule.temperature),
+    )
+    return _Plan(schedule, targets, unresolved, settings, manual)
+
+
+def _run_models(job: JobModel, plan: _Plan, watch: "_Watch") -> dict[str, dict[str, Any]]:
+    """Providers in parallel, each provider's models one after another."""
+    total = len(plan.targets) + len(plan.unresolved)
+    results: dict[str, dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    def record(result: dict[str, Any]) -> None:
+        with lock:
+            results[result["model"]] = result
+            done = len(results)
+        _send(job, "benchmark_result", data=result)
+        if jobs.progress(job.job_id, round(100 * done / total, 1), f"{done}/{total} models: {result['model']}"):
+            watch.cancel()
+
+    for result in plan.unresolved.values():
+        record(result)
+    groups: dict[str, list[ModelTarget]] = {}
+    for target in plan.targets:
+        groups.setdefault(target.provider_key, []).append(target)
+    api_keys = {key: _api_key(job.user_id, key) for key in groups}
+
+    def run_group(targets: list[ModelTarget]) -> None:
+        for target in targets:
+            record(_run_one(target, plan.settings, api_keys[target.provider_key], watch))
+
+    if groups:
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            for future in [pool.submit(run_group, group) for group in groups.values()]:
+                future.result()
+    return results
+
+
+def _run_one(target: ModelTarget, settings: RunSettings, api_key: str | None, watch: "_Watch") -> dict[str, Any]:
+    if watch.cancelled:
+        return failure_record(target, "cancelled", "Cancelled before this model ran")
+    if watch.out_of_time():
+        return failure_record(target, "deadline", "Not run: the runner stopped before its Lambda deadline")
+    if api_key is None and target.provider_key in _KEYED_BUILTINS:
+        return failure_record(target, "auth_failed", f"No API key set for provider {target.provider_key!r}")
+    endpoint_problem = _endpoint_problem(target)
+    if endpoint_problem:
+        return failure_record(target, "network", endpoint_problem)
+    result = run_model(target, settings, api_key, should_stop=watch.should_stop, deadline=watch.deadline)
+    if result.get("error_type") == "timeout" and watch.out_of_time():
+        result = {**result, "error_type": "deadline",
+                  "error": "[deadline] Stopped: the runner reached its Lambda deadline mid-stream"}
+    return result
+
+
+_KEYED_BUILTINS = frozenset({"openai", "anthropic", "gemini"})
+
+
+def _api_key(user_id: str, provider_key: str) -> str | None:
+    try:
+        return keys.get_api_key(user_id, provider_key)
+    except Exception:  # an undecryptable key behaves like no key; never log the key
+        log.warning("runner: key for provider %s could not be read", provider_key)
+        return None
+
+
+def _endpoint_problem(target: ModelTarget) -> str | None:
+    """User endpoints are re-checked at request time (DNS may have changed since saving)."""
+    if target.provider_key in catalog.BUILTIN_KEYS:
+        return None
+    from chalicelib import user_providers
+
+    try:
+        user_providers.check_endpoint(target.base_url)
+    except Exception as err:
+        return getattr(err, "error", None) or "Endpoint refused"
+    return None
+
+
+def _metadata(job: JobModel, schedule: ScheduleModel, manual: bool) -> dict[str, Any]:
+    metadata = {
+        "source": "schedule",
+        "schedule_id": schedule.schedule_id,
+        "schedule_name": schedule.name,
+        "job_id": job.job_id,
+    }
+    if manual:
+        metadata["trigger"] = "manual"
+    return metadata
+
+
+def _record_last_run(schedule: ScheduleModel, manual: bool) -> None:
+    """`last_run` = now; after a manual trigger the schedule is re-phased from now (the
+    seed's rule), while ticks keep the phase they already advanced."""
+    now = clock.now()
+    actions = [ScheduleModel.last_run.set(clock.iso(now))]
+    if manual:
+        actions.append(ScheduleModel.next_run.set(clock.iso(schedules.first_run(now, int(schedule.interval_hours)))))
+    try:
+        ScheduleModel(schedule.user_id, schedule.schedule_id).update(
+            actions=actions, condition=ScheduleModel.schedule_id.exists()
+        )
+    except UpdateError as err:
+        if err.cause_response_code != "ConditionalCheckFailedException":
+            raise  # deleted during the run: the run is saved, there is nothing to stamp
+
+
+def _send(job: JobModel, event_type: str, **fields: Any) -> None:
+    notify.send_to_user(job.user_id, {"type": event_type, "job_id": job.job_id, **fields})
+
+
+# --- cancel, lease and deadline -------------------------------------------------------------
+
+
+class _Watch:
+    """Keeps the lease alive while models stream and notices a cancel request.
+
+    The cancel flag lives in DynamoDB; a stream cannot read it per chunk, so this thread
+    renews the lease every `RUNNER_POLL_SECONDS` and learns the flag from that same write.
+    Streams poll `should_stop` after every chunk, so they stop within one chunk of it.
+    """
+
+    def __init__(self, job_id: str, deadline: float | None):
+        self.job_id = job_id
+        self.deadline = deadline
+        self._cancelled = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"watch-{job_id[:8]}", daemon=True)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def should_stop(self) -> bool:
+        return self._cancelled.is_set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        period = config.float_setting("RUNNER_POLL_SECONDS", 3.0)
+        while not self._stopped.wait(period):
+            try:
+                if jobs.heartbeat(self.job_id):
+                    self.cancel()
+            except Exception:
+                log.warning("runner: heartbeat of %s failed", self.job_id, exc_info=True)
