@@ -1,0 +1,530 @@
+"""The job registry, one behaviour at a time (single thread; races are in test_jobs_races)."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import jobs, notify, tables
+from chalicelib.errors import Conflict, NotFound, Unprocessable
+from chalicelib.jobs import reaper
+from chalicelib.tables import JobModel, SlotModel, UserModel
+from tests.test_jobs_support import counting_dynamodb_calls, events, slot, status_of  # noqa: F401
+
+U1, U2 = "user-1", "user-2"
+
+
+def submit(user_id=U1, **kw):
+    return jobs.submit("benchmark", user_id, {"schedule_id": "s1"}, **kw)
+
+
+def running_job(user_id=U1, **kw):
+    job = submit(user_id, **kw)
+    assert jobs.start(job.job_id) is not None
+    return job
+
+
+def types(recorder, job_id=None):
+    return [m["type"] for m in recorder.messages() if job_id is None or m["job_id"] == job_id]
+
+
+# --- submit ---------------------------------------------------------------------------------
+
+
+def test_submit_makes_a_pending_job_and_announces_it(events, clock):
+    job = submit(schedule_id="s1")
+    stored = JobModel.get(job.job_id)
+    assert stored.status == "pending" and stored.user_id == U1 and stored.params == {"schedule_id": "s1"}
+    assert stored.created_at == "2026-11-30T09:00:00.000000Z"
+    assert events.messages() == [
+        {
+            "type": "job_created",
+            "job_id": job.job_id,
+            "job_type": "benchmark",
+            "status": "pending",
+            "progress_detail": None,
+            "created_at": "2026-11-30T09:00:00.000000Z",
+        }
+    ]
+
+
+def test_submit_at_the_limit_makes_a_queued_job(events):
+    running_job()
+    job = submit()
+    assert status_of(job.job_id) == "queued"
+    assert events.messages("job_created")[-1]["status"] == "queued"
+    assert slot(U1)["queued"] == 1
+
+
+def test_a_duplicate_job_id_is_reported_not_overwritten(events):
+    submit(job_id="same")
+    with pytest.raises(jobs.DuplicateJob):
+        jobs.submit("other", U2, {}, job_id="same")
+    stored = JobModel.get("same")
+    assert stored.user_id == U1 and stored.job_type == "benchmark"
+    assert len(events.messages("job_created")) == 1
+
+
+def test_build_and_add_to_transaction_create_a_job_once(events):
+    job = jobs.build_job("benchmark", U1, {}, job_id="tick-job", schedule_id="s1")
+    with tables.transact_write() as tx:
+        jobs.add_to_transaction(tx, job)
+    jobs.announce_created(job)
+    again = jobs.build_job("benchmark", U1, {}, job_id="tick-job", schedule_id="s1")
+    with pytest.raises(Exception):
+        with tables.transact_write() as tx:
+            jobs.add_to_transaction(tx, again)
+    assert status_of("tick-job") == "pending" and types(events) == ["job_created"]
+
+
+# --- start ----------------------------------------------------------------------------------
+
+
+def test_start_runs_a_pending_job_and_takes_a_slot(events, clock):
+    job = submit()
+    started = jobs.start(job.job_id)
+    assert started.status == "running" and started.params == {"schedule_id": "s1"}
+    stored = JobModel.get(job.job_id)
+    assert stored.started_at == "2026-11-30T09:00:00.000000Z"
+    assert stored.timeout_at == "2026-11-30T09:15:00.000000Z"  # + JOB_TIMEOUT_SECONDS (900)
+    assert stored.lease_until == "2026-11-30T09:03:00.000000Z"  # + JOB_LEASE_SECONDS (180)
+    assert slot(U1)["active"] == 1
+    assert types(events, job.job_id) == ["job_created", "job_started"]
+
+
+def test_start_without_a_free_slot_queues_the_job(events):
+    running_job()
+    job = submit(U1)  # queued at submit already
+    other = jobs.build_job("benchmark", U1, {}, job_id="pending-one")
+    with tables.transact_write() as tx:  # the tick's way: pending whatever the slot says
+        jobs.add_to_transaction(tx, other)
+    assert jobs.start(job.job_id) is None and status_of(job.job_id) == "queued"
+    assert jobs.start("pending-one") is None and status_of("pending-one") == "queued"
+    assert JobModel.get("pending-one").queued_user == U1
+    assert slot(U1) == {"user_id": U1, "active": 1, "queued": 2}
+
+
+def test_start_of_a_job_in_any_other_status_has_no_effect(events):
+    job = running_job()
+    assert jobs.start(job.job_id) is None  # a duplicate delivery
+    jobs.finish(job.job_id, "done")
+    assert jobs.start(job.job_id) is None
+    assert jobs.start("no-such-job") is None
+    assert status_of(job.job_id) == "done" and slot(U1)["active"] == 0
+
+
+def test_the_limit_defaults_from_the_environment(events, monkeypatch):
+    monkeypatch.setenv("DEFAULT_MAX_CONCURRENT", "3")
+    started = [jobs.start(submit().job_id) for _ in range(4)]
+    assert [j is not None for j in started] == [True, True, True, False]
+
+
+def test_users_do_not_block_each_other(events):
+    running_job(U1)
+    assert submit(U1).status == "queued"
+    other = submit(U2)
+    assert other.status == "pending" and jobs.start(other.job_id) is not None
+    assert slot(U1)["active"] == 1 and slot(U2)["active"] == 1
+
+
+# --- progress and finish --------------------------------------------------------------------
+
+
+def test_progress_stores_renews_and_reports_no_cancel(events, clock):
+    job = running_job()
+    clock.advance(seconds=100)
+    assert jobs.progress(job.job_id, 40, "model 2 of 5") is False
+    stored = JobModel.get(job.job_id)
+    assert (stored.progress_pct, stored.progress_detail) == (40, "model 2 of 5")
+    assert stored.lease_until == "2026-11-30T09:04:40.000000Z"
+    assert events.messages("job_progress") == [
+        {"type": "job_progress", "job_id": job.job_id, "progress_pct": 40, "progress_detail": "model 2 of 5"}
+    ]
+
+
+def test_progress_or_heartbeat_of_a_job_not_running_says_stop(events):
+    job = submit()
+    assert jobs.progress(job.job_id, 10, "x") is True
+    assert jobs.heartbeat(job.job_id) is True
+    assert JobModel.get(job.job_id).progress_pct == 0 and not events.messages("job_progress")
+
+
+def test_heartbeat_only_renews_the_lease(events, clock):
+    job = running_job()
+    clock.advance(seconds=60)
+    assert jobs.heartbeat(job.job_id) is False
+    stored = JobModel.get(job.job_id)
+    assert stored.lease_until == "2026-11-30T09:04:00.000000Z" and stored.progress_detail is None
+    assert not events.messages("job_progress")
+
+
+def test_the_lease_never_runs_past_the_timeout(events, clock, monkeypatch):
+    job = running_job()
+    clock.advance(seconds=800)
+    jobs.heartbeat(job.job_id)
+    assert JobModel.get(job.job_id).lease_until == "2026-11-30T09:15:00.000000Z"
+    # also when renewed by a process that does not remember starting it
+    monkeypatch.setattr(jobs.lifecycle, "_owners", jobs.lifecycle._Owners())
+    jobs.progress(job.job_id, 90, "almost")
+    assert JobModel.get(job.job_id).lease_until == "2026-11-30T09:15:00.000000Z"
+
+
+@pytest.mark.parametrize(
+    "status, kwargs, event",
+    [
+        ("done", {"result_ref": "run-1"}, {"type": "job_completed", "result_ref": "run-1"}),
+        ("failed", {"error": "boom"}, {"type": "job_failed", "error": "boom"}),
+        ("interrupted", {}, {"type": "job_failed", "error": "Job interrupted"}),
+        ("cancelled", {}, {"type": "job_cancelled"}),
+    ],
+)
+def test_finish_ends_the_job_frees_the_slot_and_tells(events, clock, status, kwargs, event):
+    job = running_job()
+    clock.advance(seconds=30)
+    assert jobs.finish(job.job_id, status, **kwargs) is None
+    stored = JobModel.get(job.job_id)
+    assert stored.status == status and stored.completed_at == "2026-11-30T09:00:30.000000Z"
+    assert stored.active_shard is None and stored.lease_until is None  # out of the sparse GSI
+    assert stored.result_ref == kwargs.get("result_ref")
+    assert stored.error_msg == event.get("error")
+    assert slot(U1)["active"] == 0
+    assert events.messages()[-1] == {**event, "job_id": job.job_id}
+
+
+def test_finish_returns_the_next_queued_job_oldest_first(events, clock):
+    first = running_job()
+    waiting = []
+    for _ in range(3):
+        clock.advance(seconds=1)
+        waiting.append(submit().job_id)
+    nxt = jobs.finish(first.job_id, "done")
+    assert nxt.job_id == waiting[0] and nxt.user_id == U1
+
+
+def test_finish_of_a_job_not_running_is_refused_and_changes_nothing(events):
+    job = submit()
+    assert jobs.finish(job.job_id, "done") is None
+    assert status_of(job.job_id) == "pending" and slot(U1) == {}
+    assert jobs.finish("no-such-job", "failed") is None
+    assert types(events) == ["job_created"]
+
+
+def test_finish_refuses_a_status_a_job_never_moves_to(events):
+    job = running_job()
+    for status in ("pending", "queued", "running", "bogus"):
+        with pytest.raises(jobs.InvalidTransition):
+            jobs.finish(job.job_id, status)
+    assert status_of(job.job_id) == "running"
+
+
+def test_finish_works_in_a_process_that_did_not_start_the_job(events, monkeypatch):
+    job = running_job()
+    monkeypatch.setattr(jobs.lifecycle, "_owners", jobs.lifecycle._Owners())
+    jobs.finish(job.job_id, "done")
+    assert status_of(job.job_id) == "done" and slot(U1)["active"] == 0
+
+
+def test_a_stale_memory_of_the_owner_is_corrected_by_the_condition(events):
+    job = running_job(U2)
+    stale = JobModel(job.job_id, user_id=U1, timeout_at=None)
+    jobs.lifecycle._owners.remember(stale)
+    jobs.finish(job.job_id, "done")
+    assert slot(U2)["active"] == 0 and slot(U1) == {}
+
+
+# --- queue ----------------------------------------------------------------------------------
+
+
+def test_the_queue_is_fifo_per_user(events, clock):
+    current = running_job()
+    waiting = []
+    for _ in range(4):
+        clock.advance(seconds=1)
+        job = submit()
+        assert jobs.start(job.job_id) is None  # its runner finds no slot
+        waiting.append(job.job_id)
+    order = []
+    while current is not None:
+        nxt = jobs.finish(current.job_id, "done")
+        if nxt is None:
+            break
+        order.append(nxt.job_id)
+        current = jobs.start(nxt.job_id)
+    assert order == waiting
+    assert slot(U1) == {"user_id": U1, "active": 0, "queued": 0}
+
+
+# --- cancel ---------------------------------------------------------------------------------
+
+
+def test_cancel_a_pending_job_at_once(events):
+    job = submit()
+    jobs.cancel(job.job_id, U1)
+    assert status_of(job.job_id) == "cancelled"
+    assert events.messages()[-1] == {"type": "job_cancelled", "job_id": job.job_id}
+    assert jobs.start(job.job_id) is None  # a late runner does nothing
+
+
+def test_cancel_a_queued_job_at_once_and_leave_the_queue(events):
+    running_job()
+    job = submit()
+    jobs.cancel(job.job_id, U1)
+    assert status_of(job.job_id) == "cancelled" and JobModel.get(job.job_id).queued_user is None
+    assert slot(U1)["queued"] == 0 and slot(U1)["active"] == 1
+    assert types(events, job.job_id) == ["job_created", "job_cancelled"]
+
+
+def test_cancel_a_running_job_asks_the_runner(events):
+    job = running_job()
+    jobs.cancel(job.job_id, U1)
+    assert status_of(job.job_id) == "running" and JobModel.get(job.job_id).cancel_requested
+    assert jobs.progress(job.job_id, 50, "half") is True  # the runner sees it ...
+    jobs.finish(job.job_id, "cancelled")  # ... and stops
+    assert status_of(job.job_id) == "cancelled" and slot(U1)["active"] == 0
+    assert types(events, job.job_id)[-1] == "job_cancelled"
+
+
+@pytest.mark.parametrize("status", ["done", "failed", "cancelled", "interrupted"])
+def test_cancel_a_finished_job_is_a_conflict_naming_its_status(events, status):
+    job = running_job()
+    jobs.finish(job.job_id, status)
+    with pytest.raises(Conflict) as caught:
+        jobs.cancel(job.job_id, U1)
+    assert status in caught.value.error and caught.value.detail["status"] == status
+
+
+def test_cancel_another_users_or_an_unknown_job_is_not_found(events):
+    job = submit(U1)
+    with pytest.raises(NotFound):
+        jobs.cancel(job.job_id, U2)
+    with pytest.raises(NotFound):
+        jobs.cancel("no-such-job", U1)
+    assert status_of(job.job_id) == "pending"
+
+
+# --- reap -----------------------------------------------------------------------------------
+
+
+def test_an_expired_lease_interrupts_the_job_frees_the_slot_and_tells(events, clock):
+    job = running_job()
+    clock.advance(seconds=181)
+    assert jobs.reap(clock()) == []
+    stored = JobModel.get(job.job_id)
+    assert stored.status == "interrupted" and "lease" in stored.error_msg
+    assert stored.active_shard is None
+    assert slot(U1)["active"] == 0
+    assert events.messages()[-1] == {"type": "job_failed", "job_id": job.job_id, "error": stored.error_msg}
+    assert jobs.finish(job.job_id, "done") is None  # the late runner changes nothing
+    assert slot(U1)["active"] == 0
+
+
+def test_a_renewed_lease_keeps_the_job(events, clock):
+    job = running_job()
+    for _ in range(4):
+        clock.advance(seconds=100)
+        jobs.progress(job.job_id, 10, "working")
+        assert jobs.reap(clock()) == []
+    assert status_of(job.job_id) == "running"
+
+
+def test_running_past_the_timeout_fails_it(events, clock):
+    job = running_job()
+    for _ in range(9):
+        clock.advance(seconds=100)
+        jobs.heartbeat(job.job_id)
+        jobs.reap(clock())
+    assert status_of(job.job_id) == "running"  # 900 s: not yet
+    clock.advance(seconds=1)
+    jobs.reap(clock())
+    stored = JobModel.get(job.job_id)
+    assert (stored.status, stored.error_msg) == ("failed", "Timeout exceeded")
+    assert events.messages()[-1] == {"type": "job_failed", "job_id": job.job_id, "error": "Timeout exceeded"}
+    assert slot(U1)["active"] == 0
+
+
+def test_a_renewal_the_reaper_did_not_see_wins(events, clock):
+    job = running_job()
+    clock.advance(seconds=181)
+    seen = JobModel.get(job.job_id, consistent_read=True)  # the reaper's read ...
+    jobs.heartbeat(job.job_id)  # ... then the runner renews ...
+    assert reaper._end_running(seen, clock()) is False  # ... so the reaper's write is refused
+    assert status_of(job.job_id) == "running" and slot(U1)["active"] == 1
+
+
+def test_a_lost_dispatch_is_returned_once_per_grace_period(events, clock):
+    job = submit()
+    clock.advance(seconds=119)
+    assert jobs.reap(clock()) == []
+    clock.advance(seconds=2)
+    assert [j.job_id for j in jobs.reap(clock())] == [job.job_id]
+    assert jobs.reap(clock()) == []  # not again at the next tick ...
+    clock.advance(seconds=121)
+    assert [j.job_id for j in jobs.reap(clock())] == [job.job_id]  # ... but after another grace
+    assert status_of(job.job_id) == "pending"
+
+
+def test_the_dispatch_grace_comes_from_the_environment(events, clock, monkeypatch):
+    monkeypatch.setenv("DISPATCH_GRACE_SECONDS", "10")
+    job = submit()
+    clock.advance(seconds=11)
+    assert [j.job_id for j in jobs.reap(clock())] == [job.job_id]
+
+
+def test_a_queued_job_whose_wake_up_was_lost_is_returned(events, clock):
+    first = running_job()
+    job = submit()
+    # the finish that should have handed it out "happened" in a crashed runner:
+    jobs.finish(first.job_id, "done")
+    clock.advance(seconds=121)
+    assert [j.job_id for j in jobs.reap(clock())] == [job.job_id]
+    assert jobs.start(job.job_id) is not None
+
+
+def test_reaping_a_job_hands_out_its_users_next_queued_job(events, clock):
+    running_job()
+    clock.advance(seconds=100)
+    waiting = submit()  # queued; looked at again at 09:03:40 if nobody hands it out
+    clock.advance(seconds=81)  # 09:03:01: the first lease ran out, the queued job is not lost
+    assert [j.job_id for j in jobs.reap(clock())] == [waiting.job_id]
+    assert JobModel.get(waiting.job_id).lease_until == "2026-11-30T09:03:40.000000Z"
+
+
+def test_reap_reads_the_active_index_never_scans(events, clock):
+    for _ in range(5):
+        running_job(U1 + str(_))
+    clock.advance(seconds=181)
+    with counting_dynamodb_calls() as calls:
+        jobs.reap(clock())
+    assert "Scan" not in calls.by_name
+    assert calls.by_name["Query"] == 4 + 5  # one per shard, one next-queued per freed slot
+
+
+# --- budget ---------------------------------------------------------------------------------
+
+
+def test_a_lifecycle_costs_at_most_4_dynamodb_requests(events):
+    with counting_dynamodb_calls() as calls:
+        job = submit()
+        jobs.start(job.job_id)
+        jobs.finish(job.job_id, "done", result_ref="r")
+    assert calls.total <= 4, calls.by_name
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def test_get_job_is_for_its_owner_only(events):
+    job = submit(U1)
+    assert jobs.get_job(job.job_id, U1).job_id == job.job_id
+    with pytest.raises(NotFound):
+        jobs.get_job(job.job_id, U2)
+
+
+def test_to_public_has_the_design_shape(events):
+    public = jobs.to_public(submit(schedule_id="s9"))
+    assert set(public) == {
+        "id", "job_type", "status", "progress_pct", "progress_detail", "schedule_id",
+        "result_ref", "error_msg", "created_at", "started_at", "completed_at",
+    }
+    assert public["schedule_id"] == "s9" and public["status"] == "pending"
+
+
+def test_list_jobs_newest_first_filtered_and_limited(events, clock, monkeypatch):
+    monkeypatch.setenv("DEFAULT_MAX_CONCURRENT", "20")
+    ids = []
+    for i in range(30):
+        clock.advance(seconds=1)
+        job = submit()
+        ids.append(job.job_id)
+        if i % 3 == 0:
+            jobs.start(job.job_id)
+    submit(U2)
+    assert [j.job_id for j in jobs.list_jobs(U1, None, 100)] == ids[::-1]
+    running = [j.job_id for j in jobs.list_jobs(U1, ["running"], 4)]
+    assert running == [ids[i] for i in (27, 24, 21, 18)]
+    assert len(jobs.list_jobs(U1, ["running", "pending"], 100)) == 30
+
+
+@pytest.mark.parametrize("statuses, limit, field", [(["runing"], 20, "status"), (None, 0, "limit"), (None, 101, "limit")])
+def test_list_jobs_refuses_bad_arguments_naming_them(events, statuses, limit, field):
+    with pytest.raises(Unprocessable) as caught:
+        jobs.list_jobs(U1, statuses, limit)
+    assert caught.value.detail[0]["field"] == field
+
+
+def test_active_and_recent_for_sync(events, clock, monkeypatch):
+    monkeypatch.setenv("DEFAULT_MAX_CONCURRENT", "20")
+    old_running = running_job()
+    ended = []
+    for _ in range(12):
+        clock.advance(seconds=1)
+        job = running_job()
+        jobs.finish(job.job_id, "done")
+        ended.append(job.job_id)
+    clock.advance(seconds=1)
+    fresh = submit()
+    sync = jobs.active_and_recent(U1)
+    assert [j["id"] for j in sync["active_jobs"]] == [fresh.job_id, old_running.job_id]
+    assert [j["id"] for j in sync["recent_jobs"]] == ended[::-1][:10]
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+def make_user(user_id):
+    UserModel(user_id, email=f"{user_id}@example.com", role="user", created_at="x").save()
+
+
+def test_set_limit_lets_more_run(events):
+    make_user(U1)
+    assert jobs.set_limit(U1, 3) == {"user_id": U1, "max_concurrent": 3}
+    assert [jobs.start(submit().job_id) is not None for _ in range(4)] == [True, True, True, False]
+
+
+def test_lowering_the_limit_stops_new_starts_until_enough_finish(events):
+    make_user(U1)
+    jobs.set_limit(U1, 2)
+    a, b = running_job(), running_job()
+    jobs.set_limit(U1, 1)
+    c = submit()
+    assert jobs.start(c.job_id) is None
+    jobs.finish(a.job_id, "done")
+    assert jobs.start(c.job_id) is None  # still 1 running, limit 1
+    nxt = jobs.finish(b.job_id, "done")
+    assert nxt.job_id == c.job_id and jobs.start(c.job_id) is not None
+
+
+@pytest.mark.parametrize("value", [0, 21, True, "3", 2.5])
+def test_set_limit_refuses_values_outside_1_to_20(events, value):
+    make_user(U1)
+    with pytest.raises(Unprocessable):
+        jobs.set_limit(U1, value)
+
+
+def test_set_limit_of_an_unknown_user_is_not_found(events):
+    with pytest.raises(NotFound):
+        jobs.set_limit("nobody", 2)
+    assert SlotModel.count() == 0
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class Broken:
+    def send_to_user(self, user_id, message):
+        raise RuntimeError("socket gone")
+
+
+def test_a_failing_notifier_never_fails_the_registry(events):
+    notify.use(Broken())
+    job = submit()
+    assert jobs.start(job.job_id) is not None
+    assert jobs.progress(job.job_id, 5, "x") is False
+    jobs.finish(job.job_id, "done")
+    assert status_of(job.job_id) == "done"
+
+
+def test_a_whole_lifecycle_sends_the_design_events_in_order(events):
+    job = running_job()
+    jobs.progress(job.job_id, 50, "half")
+    jobs.finish(job.job_id, "done", result_ref="run-9")
+    assert types(events) == ["job_created", "job_started", "job_progress", "job_completed"]
+    assert all(user == U1 for user, _ in events.sent)
