@@ -72,6 +72,7 @@ __all__ = [
     "FakeProviderServer",
     "RecordedRequest",
     "PRESETS",
+    "PATH_PREFIXES",
     "behaviour_for",
     "count_prompt_tokens",
     "serve_demo",
@@ -758,7 +759,8 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-_PREFIXES = {"openai": "/openai/v1", "anthropic": "/anthropic/v1", "gemini": "/gemini/v1beta", "demo": "/v1"}
+#: Path under the server root of each format's base_url (``demo`` is OpenAI at ``/v1``).
+PATH_PREFIXES = {"openai": "/openai/v1", "anthropic": "/anthropic/v1", "gemini": "/gemini/v1beta", "demo": "/v1"}
 
 
 class FakeProviderServer:
@@ -818,7 +820,7 @@ class FakeProviderServer:
 
     def base_url_for(self, kind: str) -> str:
         """The base_url a ModelTarget of that kind (or ``demo``) should use."""
-        return self.root_url + _PREFIXES[kind]
+        return self.root_url + PATH_PREFIXES[kind]
 
     # -- lifecycle -----------------------------------------------------------------------
 

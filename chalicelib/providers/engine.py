@@ -73,6 +73,7 @@ __all__ = [
     "scrub",
     "classify_status",
     "provider_timeouts",
+    "wire_format",
 ]
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ class WireFormat:
 _WIRE_MODULES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini"}
 
 
-def _wire_format(kind: str) -> WireFormat:
+def wire_format(kind: str) -> WireFormat:
     """Import the wire format lazily (the modules import this one)."""
     module_name = _WIRE_MODULES.get(kind)
     if module_name is None:
@@ -612,7 +613,7 @@ def run_model(
     import httpx
 
     try:
-        wire = _wire_format(target.kind)
+        wire = wire_format(target.kind)
         url, headers, body = wire.build_request(target, settings, api_key)
     except ProviderError as err:
         return fail(err)
@@ -698,3 +699,9 @@ def run_model(
     )
     record.update(success=True, error_type=None, error=None)
     return record
+
+
+def failure_record(target: ModelTarget, error_type: str, message: str) -> dict[str, Any]:
+    """The result of a model that was never requested (no key, unknown model, cancelled or
+    out of time before its turn): the same record as a failed request, with no timings."""
+    return _failure(target, ProviderError(error_type, message), 0.0, None)
