@@ -105,9 +105,9 @@ _WORDS = (
 class Behaviour:
     """How the server answers one request. Times are seconds."""
 
-    ttft_s: float = 0.05
-    itl_s: float = 0.005
-    tokens: int = 16
+    ttft_s: float = 0.02
+    itl_s: float = 0.002
+    tokens: int = 12
     reasoning_tokens: int = 0
     role_chunk: bool = True
     usage: bool = True

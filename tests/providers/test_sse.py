@@ -50,7 +50,7 @@ _payload = st.binary(min_size=0, max_size=40).map(lambda b: b.replace(b"\n", b""
 _event = st.tuples(st.one_of(st.none(), st.sampled_from([b"message_start", b"ping", b"error"])), _payload)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     events=st.lists(_event, min_size=1, max_size=12),
     crlf=st.booleans(),
