@@ -21,7 +21,9 @@ Measurement rules (DESIGN §4) and why they are what they are:
 - Tokens are the provider's reported usage. Where a provider reports none, output
   tokens are the number of content chunks (roughly one token each on OpenAI-compatible
   servers, more per chunk on Gemini) and input tokens are ``0`` (unknown, not
-  estimated); ``usage_reported`` is then False and ``input_tokens_per_second`` None.
+  estimated); ``usage_reported`` is then False and ``input_tokens_per_second`` None
+  (also when a provider reports output tokens but no input count). ``cost`` then
+  covers the counted output only; ``cost_known`` speaks of prices alone.
 - ``total_time_s`` runs from ``t0`` to the end of the stream (its terminator, or end of
   body for Gemini).
 - A failed result carries ``total_time_s`` (time until the failure) and leaves every
@@ -423,7 +425,7 @@ def compute_metrics(
     first_content: float,
     first_output: float | None,
     arrivals: list[float],
-    input_tokens: int,
+    input_tokens: int | None,
     output_tokens: int,
     usage_reported: bool,
     input_cost_per_mtok: float | None,
@@ -433,8 +435,11 @@ def compute_metrics(
 
     ``tokens_per_second = output/total``, ``output_speed_tps = output/(total-TTFT)``,
     ``itl_ms = (total-TTFT)/(output-1)``, ``input_tokens_per_second = input/TTFT``.
-    A rate with a zero or undefined denominator is ``None``.
+    A rate with a zero or undefined denominator, or an unknown (``None``) input count,
+    is ``None``; an unknown input count is recorded as 0 tokens and costs nothing.
     """
+    known_input = input_tokens
+    input_tokens = input_tokens or 0
     total = t_end - t0
     ttft = first_content - t0
     gen = total - ttft
@@ -453,7 +458,7 @@ def compute_metrics(
         "input_tokens": input_tokens,
         "tokens_per_second": _r(output_tokens / total if total > 0 else None, 2),
         "input_tokens_per_second": _r(
-            input_tokens / ttft if usage_reported and ttft > 0 else None, 2
+            known_input / ttft if known_input is not None and ttft > 0 else None, 2
         ),
         "output_speed_tps": _r(output_tokens / gen if gen > 0 else None, 2),
         "itl_ms": _r(gen / (output_tokens - 1) * 1000.0 if output_tokens >= 2 else None, 2),
@@ -589,9 +594,11 @@ def run_model(
     ``should_stop`` is polled before the request and after every network read (a
     cancel lands within one chunk, or at the read timeout during a stall).
     ``deadline`` is a ``time.monotonic()`` value; with ``PROVIDER_TOTAL_TIMEOUT_S`` it
-    bounds the whole call. ``client`` lets the runner share connections; without it a
-    client is made for this call and closed after. Provider and network problems are
-    returned as failure records, never raised.
+    bounds the whole call. ``client`` lets the runner share a client; without it a
+    client is made for this call and closed after, so every model pays connection
+    setup alike (no warm-up, DESIGN §4). Reading stops at ``[DONE]``/``message_stop``
+    and that connection is then closed rather than pooled, for the same reason.
+    Provider and network problems are returned as failure records, never raised.
     """
     timeouts = provider_timeouts()
     started = time.monotonic()
@@ -690,7 +697,7 @@ def run_model(
             first_content=stream.first_content,
             first_output=stream.first_output,
             arrivals=stream.arrivals,
-            input_tokens=(state.input_tokens or 0) if usage_reported else 0,
+            input_tokens=state.input_tokens if usage_reported else None,
             output_tokens=state.output_tokens if usage_reported else len(stream.arrivals),
             usage_reported=usage_reported,
             input_cost_per_mtok=target.input_cost_per_mtok,

@@ -62,10 +62,10 @@ def test_formulas_of_design_section_4():
 
 
 def test_undefined_rates_are_none():
-    m = metrics(output_tokens=1, arrivals=[10.5], t_end=10.5, first_output=None, usage_reported=False)
+    m = metrics(output_tokens=1, arrivals=[10.5], t_end=10.5, first_output=None, input_tokens=None)
     assert m["itl_ms"] is None and m["itl_p50_ms"] is None and m["itl_p99_ms"] is None
     assert m["output_speed_tps"] is None and m["ttfo_ms"] is None
-    assert m["input_tokens_per_second"] is None
+    assert m["input_tokens_per_second"] is None and m["input_tokens"] == 0
 
 
 def test_missing_price_means_unknown_cost():
