@@ -900,6 +900,16 @@ def serve_demo(host: str = "127.0.0.1", port: int = 8503) -> None:
         pass
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":  # python -m devstack.fake_providers [port]
+    import signal
+
+    # SIGTERM, and SIGINT even when a non-interactive shell started us with it ignored,
+    # end serve_demo cleanly.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     logging.basicConfig(level=logging.INFO)
     serve_demo(port=int(sys.argv[1]) if len(sys.argv) > 1 else 8503)
