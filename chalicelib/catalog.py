@@ -156,7 +156,7 @@ def providers_for(user_id: str) -> dict[str, ProviderInfo]:
 
 def resolve(name: str, providers: Mapping[str, ProviderInfo]) -> ResolvedModel:
     """Bind `provider/model` or a bare catalog id to its provider; 422 naming it otherwise."""
-    if not isinstance(name, str) or not MODEL_ID_PATTERN.match(name):
+    if not isinstance(name, str) or not MODEL_ID_PATTERN.fullmatch(name):
         raise Unprocessable(
             f"Invalid model id: {name!r}", {"field": "models", "model": name}
         )

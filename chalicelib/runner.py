@@ -175,17 +175,19 @@ def _run_models(job: JobModel, plan: _Plan, watch: "_Watch") -> dict[str, dict[s
     return results
 
 
-def _run_one(target: ModelTarget, settings: RunSettings, api_key: str | None, watch: "_Watch") -> dict[str, Any]:
+def _run_one(target: ModelTarget, settings: RunSettings, api_key: "_Key", watch: "_Watch") -> dict[str, Any]:
     if watch.cancelled:
         return failure_record(target, "cancelled", "Cancelled before this model ran")
     if watch.out_of_time():
         return failure_record(target, "deadline", "Not run: the runner stopped before its Lambda deadline")
-    if api_key is None and target.provider_key in _KEYED_BUILTINS:
+    if api_key.problem:
+        return failure_record(target, "auth_failed", api_key.problem)
+    if api_key.value is None and target.provider_key in _KEYED_BUILTINS:
         return failure_record(target, "auth_failed", f"No API key set for provider {target.provider_key!r}")
     endpoint_problem = _endpoint_problem(target)
     if endpoint_problem:
         return failure_record(target, "network", endpoint_problem)
-    result = run_model(target, settings, api_key, should_stop=watch.should_stop, deadline=watch.deadline)
+    result = run_model(target, settings, api_key.value, should_stop=watch.should_stop, deadline=watch.deadline)
     if result.get("error_type") == "timeout" and watch.out_of_time():
         result = {**result, "error_type": "deadline",
                   "error": "[deadline] Stopped: the runner reached its Lambda deadline mid-stream"}
@@ -195,12 +197,20 @@ def _run_one(target: ModelTarget, settings: RunSettings, api_key: str | None, wa
 _KEYED_BUILTINS = frozenset({"openai", "anthropic", "gemini"})
 
 
-def _api_key(user_id: str, provider_key: str) -> str | None:
+@dataclass(frozen=True)
+class _Key:
+    value: str | None
+    problem: str | None = None
+
+
+def _api_key(user_id: str, provider_key: str) -> _Key:
+    """The user's key for a provider; a stored key that no longer decrypts (tampered with,
+    or the KMS key changed) fails that provider's models clearly instead of running keyless."""
     try:
-        return keys.get_api_key(user_id, provider_key)
-    except Exception:  # an undecryptable key behaves like no key; never log the key
-        log.warning("runner: key for provider %s could not be read", provider_key)
-        return None
+        return _Key(keys.get_api_key(user_id, provider_key))
+    except Exception as err:
+        log.warning("runner: key for provider %s could not be read (%s)", provider_key, type(err).__name__)
+        return _Key(None, f"The stored API key for provider {provider_key!r} could not be decrypted")
 
 
 def _endpoint_problem(target: ModelTarget) -> str | None:

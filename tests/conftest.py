@@ -34,16 +34,26 @@ def aws_env(monkeypatch):
 
 
 @pytest.fixture
-def aws(aws_env):
-    """A fresh moto account holding every table of the app."""
+def aws(aws_env, monkeypatch):
+    """A fresh moto account holding every table of the app and its KMS key."""
+    import boto3
     from moto import mock_aws
 
-    from chalicelib import tables
+    from chalicelib import keys, tables
 
     serialize_dynamodb()
     with mock_aws():
         tables.create_tables()
+        keys.reset_client()
+        monkeypatch.setenv("KMS_KEY_ID", boto3.client("kms").create_key()["KeyMetadata"]["KeyId"])
         yield
+        keys.reset_client()
+
+
+@pytest.fixture
+def kms(aws):
+    """The id of the app's KMS key in this test's moto account (`KMS_KEY_ID`)."""
+    return os.environ["KMS_KEY_ID"]
 
 
 class FakeClock:

@@ -21,13 +21,8 @@ VLLM = {"kind": "openai", "base_url": "http://8.8.8.8:8000/v1", "models": [{"id"
 
 
 @pytest.fixture(autouse=True)
-def kms(aws, monkeypatch):
-    """A KMS key in this test's moto account, named by KMS_KEY_ID as on AWS."""
-    keys.reset_client()
-    key_id = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
-    monkeypatch.setenv("KMS_KEY_ID", key_id)
-    yield key_id
-    keys.reset_client()
+def _kms(kms):
+    """Every test here uses the app's KMS key (made by the `aws` fixture)."""
 
 
 @pytest.fixture

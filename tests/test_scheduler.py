@@ -390,3 +390,23 @@ def test_next_on_phase_is_the_first_due_time_after_now():
     assert schedules.next_on_phase(base, 2, base + timedelta(hours=1)) == base + timedelta(hours=2)
     assert schedules.next_on_phase(base, 2, base + timedelta(hours=2)) == base + timedelta(hours=4)
     assert schedules.next_on_phase(base, 2, base + timedelta(hours=9, minutes=59)) == base + timedelta(hours=10)
+
+
+def test_a_key_that_no_longer_decrypts_fails_its_models_without_running_keyless(
+    user, clock, lambda_invokes, monkeypatch, provider_server
+):
+    from chalicelib import keys
+
+    def broken(user_id, provider_key):
+        raise keys.KeyVaultError("Stored key could not be decrypted")
+
+    monkeypatch.setattr(keys, "get_api_key", broken)
+    make_schedule(user, ["fake/t"])
+    clock.advance(hours=1)
+    tick.run()
+    before = len(provider_server.requests)
+    lambda_invokes.run_pending()
+    [run] = runs_of(user)
+    assert run.results[0]["error_type"] == "auth_failed"
+    assert "could not be decrypted" in run.results[0]["error"]
+    assert len(provider_server.requests) == before

@@ -53,16 +53,6 @@ def fake_dns(monkeypatch):
     return calls
 
 
-@pytest.fixture
-def kms(aws, monkeypatch):
-    import boto3
-
-    keys.reset_client()
-    monkeypatch.setenv("KMS_KEY_ID", boto3.client("kms").create_key()["KeyMetadata"]["KeyId"])
-    yield
-    keys.reset_client()
-
-
 def put(api, key="myvllm", **overrides):
     return api.put(f"/api/providers/{key}", {**MYVLLM, **overrides})
 
