@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from pynamodb.exceptions import TransactWriteError
 
 from chalicelib import jobs, notify, tables
 from chalicelib.errors import Conflict, NotFound, Unprocessable
@@ -69,7 +70,7 @@ def test_build_and_add_to_transaction_create_a_job_once(events):
         jobs.add_to_transaction(tx, job)
     jobs.announce_created(job)
     again = jobs.build_job("benchmark", U1, {}, job_id="tick-job", schedule_id="s1")
-    with pytest.raises(Exception):
+    with pytest.raises(TransactWriteError):
         with tables.transact_write() as tx:
             jobs.add_to_transaction(tx, again)
     assert status_of("tick-job") == "pending" and types(events) == ["job_created"]
@@ -213,6 +214,12 @@ def test_finish_refuses_a_status_a_job_never_moves_to(events):
         with pytest.raises(jobs.InvalidTransition):
             jobs.finish(job.job_id, status)
     assert status_of(job.job_id) == "running"
+
+
+@pytest.mark.parametrize("current, to", [("done", "running"), ("queued", "done"), ("pending", "interrupted"), ("cancelled", "queued")])
+def test_the_transition_table_refuses_moves_design_does_not_allow(current, to):
+    with pytest.raises(jobs.InvalidTransition):
+        jobs.rules.leaving(current, to)
 
 
 def test_finish_works_in_a_process_that_did_not_start_the_job(events, monkeypatch):
