@@ -244,3 +244,20 @@ def runner(event, context):
 
 
 # --- ui --------------------------------------------------------------------------------------
+
+from chalicelib import ui_assets  # noqa: E402 - reads no file until a request asks for one
+
+
+def _page(served: tuple[str, dict[str, str]]) -> Response:
+    text, headers = served
+    return Response(body=text, status_code=200, headers=headers)
+
+
+@route("/", methods=["GET"], public=True)
+def ui_index():
+    return _page(ui_assets.index())
+
+
+@route("/ui/{name}", methods=["GET"], public=True)
+def ui_asset(name):
+    return _page(ui_assets.serve(name, app.current_request.headers))
