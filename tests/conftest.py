@@ -33,21 +33,53 @@ def aws_env(monkeypatch):
         monkeypatch.setenv(name, value)
 
 
-@pytest.fixture
-def aws(aws_env, monkeypatch):
-    """A fresh moto account holding every table of the app and its KMS key."""
-    import boto3
+@pytest.fixture(scope="session")
+def _moto_session():
+    """One moto account for the whole session, with every table created once.
+
+    Creating eight tables costs ~25 requests; per test that was most of the suite's time.
+    Each test still starts from empty tables and fresh KMS/Secrets Manager (`aws` below).
+    """
+    from unittest import mock
+
     from moto import mock_aws
 
-    from chalicelib import keys, tables
+    from chalicelib import tables
 
     serialize_dynamodb()
-    with mock_aws():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL") and k not in _DROP}
+    with mock.patch.dict(os.environ, {**clean, **_ENV}, clear=True), mock_aws():
         tables.create_tables()
-        keys.reset_client()
-        monkeypatch.setenv("KMS_KEY_ID", boto3.client("kms").create_key()["KeyMetadata"]["KeyId"])
         yield
-        keys.reset_client()
+
+
+def _empty_aws() -> None:
+    """Forget every item and every non-DynamoDB resource of the session's moto account."""
+    from moto.backends import get_backend
+    from moto.dynamodb.models import dynamodb_backends
+
+    for regions in dynamodb_backends.values():
+        for backend in regions.values():
+            for table in backend.tables.values():
+                table.items.clear()
+    for service in ("kms", "secretsmanager", "apigatewaymanagementapi"):
+        for regions in get_backend(service).values():
+            for backend in regions.values():
+                backend.reset()
+
+
+@pytest.fixture
+def aws(aws_env, _moto_session, monkeypatch):
+    """Empty tables of the app and a fresh KMS key (`KMS_KEY_ID`), in moto."""
+    import boto3
+
+    from chalicelib import keys
+
+    _empty_aws()
+    keys.reset_client()
+    monkeypatch.setenv("KMS_KEY_ID", boto3.client("kms").create_key()["KeyMetadata"]["KeyId"])
+    yield
+    keys.reset_client()
 
 
 @pytest.fixture
