@@ -1,0 +1,168 @@
+"""Tick benchmark against moto: what one tick reads, and how fast it claims and dispatches.
+
+1. DynamoDB items read per tick (the `ScannedCount` DynamoDB bills, summed over the tick's
+   queries) with 10,000 and 100,000 schedules of which 100 are due. The sparse `due` GSI
+   means it must not grow with the total.
+2. Claiming and dispatching 1,000 due schedules: the tick as written (parallel) against
+   the same work one at a time. moto answers in microseconds and serializes DynamoDB, so
+   both runs add the network latency AWS has (`BENCH_DDB_MS`, default 8 ms per DynamoDB
+   request; `BENCH_INVOKE_MS`, default 25 ms per async Invoke) by sleeping in a botocore
+   hook; the ratio is what the parallelism buys.
+
+Run: `python bench/tick.py` (`BENCH_BIG=0` skips the 100,000-schedule case, ~2 min).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+for name, value in {
+    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "bench",
+}.items():
+    os.environ[name] = value
+for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+    del os.environ[name]
+
+from moto import mock_aws  # noqa: E402
+
+from chalicelib import clock, dispatch, schedules, tables, tick  # noqa: E402
+from chalicelib.tables import ScheduleModel  # noqa: E402
+from devstack.moto_serial import serialize_dynamodb  # noqa: E402
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+DDB_MS = float(os.environ.get("BENCH_DDB_MS", "8"))
+INVOKE_MS = float(os.environ.get("BENCH_INVOKE_MS", "25"))
+
+
+class Meter:
+    """Counts DynamoDB requests and items read, and adds simulated AWS latency."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.items_read = 0
+        self.invokes = 0
+        self.latency = False
+
+    def before_ddb(self, **_) -> None:
+        with self.lock:
+            self.requests += 1
+        if self.latency:
+            time.sleep(DDB_MS / 1000)
+
+    def after_ddb(self, parsed, **_) -> None:
+        scanned = parsed.get("ScannedCount")
+        if scanned is None:
+            scanned = 1 if parsed.get("Item") else 0
+        with self.lock:
+            self.items_read += scanned
+
+    def invoke(self, **_):
+        from botocore.awsrequest import AWSResponse
+
+        if self.latency:
+            time.sleep(INVOKE_MS / 1000)
+        with self.lock:
+            self.invokes += 1
+        return AWSResponse("", 202, {}, None), {"StatusCode": 202}
+
+    def reset(self) -> None:
+        self.requests = self.items_read = self.invokes = 0
+
+
+def install(meter: Meter) -> None:
+    from pynamodb.connection import Connection
+
+    clients = [ScheduleModel._get_connection().connection.client, tables._shared_connection().client]
+    for model in tables.ALL_MODELS:
+        clients.append(model._get_connection().connection.client)
+    seen = set()
+    for client in clients:
+        if id(client) in seen:
+            continue
+        seen.add(id(client))
+        client.meta.events.register("before-call.dynamodb", meter.before_ddb)
+        client.meta.events.register("after-call.dynamodb", meter.after_ddb)
+    dispatch.reset_client()
+    dispatch.lambda_client().meta.events.register("before-call.lambda.Invoke", meter.invoke)
+    del Connection
+
+
+def seed(total: int, due: int) -> None:
+    """`total` enabled schedules of which `due` are due at NOW (the rest due later)."""
+    with ScheduleModel.batch_write() as batch:
+        for i in range(total):
+            schedule_id = f"{i:032x}"
+            next_run = NOW - timedelta(minutes=1) if i < due else NOW + timedelta(hours=1 + i % 700)
+            batch.save(ScheduleModel(
+                f"user{i % 500}", schedule_id, name=f"s{i}", prompt="p", models=["demo/fast"],
+                max_tokens=16, temperature=0.0, interval_hours=24, enabled=True,
+                next_run=clock.iso(next_run), created_at=clock.iso(NOW), updated_at=clock.iso(NOW),
+                due_shard=schedules.due_shard(schedule_id),
+            ))
+
+
+def items_read_per_tick(total: int, due: int = 100) -> tuple[int, int, int]:
+    with mock_aws():
+        tables.create_tables()
+        meter = Meter()
+        install(meter)
+        started = time.perf_counter()
+        seed(total, due)
+        seeded_in = time.perf_counter() - started
+        meter.reset()
+        report = tick.run(NOW)
+        assert len(report.claimed) == due, report.summary()
+        print(f"  {total:>7,} schedules, {due} due: items read by the tick {meter.items_read:>4}, "
+              f"DynamoDB requests {meter.requests}, claimed {len(report.claimed)} "
+              f"(seeding took {seeded_in:.0f} s)", flush=True)
+        return meter.items_read, meter.requests, len(report.claimed)
+
+
+def claim_and_dispatch(due: int, parallel: bool) -> float:
+    with mock_aws():
+        tables.create_tables()
+        meter = Meter()
+        install(meter)
+        seed(due, due)
+        meter.latency = True
+        saved = tick.MAX_PARALLEL, dispatch.MAX_PARALLEL_INVOKES
+        if not parallel:
+            tick.MAX_PARALLEL = dispatch.MAX_PARALLEL_INVOKES = 1
+        try:
+            started = time.perf_counter()
+            report = tick.run(NOW)
+            elapsed = time.perf_counter() - started
+        finally:
+            tick.MAX_PARALLEL, dispatch.MAX_PARALLEL_INVOKES = saved
+        assert len(report.claimed) == due and meter.invokes == due
+        return elapsed
+
+
+def main() -> None:
+    serialize_dynamodb()
+    print("1. DynamoDB items read per tick (must not grow with the total)")
+    small = items_read_per_tick(10_000)
+    if os.environ.get("BENCH_BIG", "1") != "0":
+        big = items_read_per_tick(100_000)
+        verdict = "PASS" if big[0] == small[0] else "FAIL"
+        print(f"  10,000 → 100,000 schedules: items read {small[0]} → {big[0]} ({verdict})")
+    print(f"2. Claim and dispatch 1,000 due schedules (simulated latency: DynamoDB {DDB_MS:g} ms, "
+          f"Invoke {INVOKE_MS:g} ms)")
+    parallel = claim_and_dispatch(1000, parallel=True)
+    print(f"  tick (parallel):  {parallel:6.1f} s")
+    serial = claim_and_dispatch(1000, parallel=False)
+    print(f"  one at a time:    {serial:6.1f} s")
+    print(f"  ratio: {serial / parallel:.1f}x faster in parallel "
+          f"({'PASS' if parallel < 60 else 'FAIL'}: within one tick's 60 s)")
+
+
+if __name__ == "__main__":
+    main()
