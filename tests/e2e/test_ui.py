@@ -53,7 +53,10 @@ def stack(request):
     if rest_url:
         ws_url = os.environ.get("E2E_WS_URL", re.sub(r":\d+$", ":8502", rest_url.rstrip("/")) + "/api")
         return SimpleNamespace(rest_url=rest_url.rstrip("/"), ws_url=ws_url.replace("http", "ws", 1))
-    return request.getfixturevalue("local_stack")
+    local_stack = request.getfixturevalue("local_stack")
+    if getattr(local_stack, "running", True) is False:  # a restart test may have left it stopped
+        local_stack.start()
+    return local_stack
 
 
 @pytest.fixture(scope="module")
