@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test setup bench clean chromium
+.PHONY: run test setup bench clean chromium package deploy
 
 setup: $(STAMP)
 
@@ -32,3 +32,35 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .devstack
+
+# --- AWS (see README "Deploying to AWS") -------------------------------------------------------
+# `make package [STAGE=dev|prod]`: build/sam.json (SAM template: functions, both APIs, the
+# one-minute rule, tables, KMS key, JWT secret) and build/deployment.zip (stripped of what the
+# Lambda runtime provides). `make deploy DEPLOY_BUCKET=<s3 bucket> [STAGE=] [STACK=] [REGION=]`
+# uploads it and deploys the stack; needs the AWS CLI and credentials.
+STAGE ?= dev
+STACK ?= benchmark-scheduler-$(STAGE)
+BUILD ?= build
+REGION ?=
+# Packaging talks to no AWS service; chalice only wants a region to pick the partition.
+PACKAGE_REGION := $(or $(REGION),$(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
+AWS_ARGS := $(if $(REGION),--region $(REGION))
+
+package: $(STAMP)
+	rm -f $(BUILD)/sam.json $(BUILD)/deployment.zip $(BUILD)/packaged.json
+	AWS_DEFAULT_REGION=$(PACKAGE_REGION) $(BIN)/chalice package --stage $(STAGE) \
+		--merge-template .chalice/resources.json $(BUILD)/
+	$(BIN)/python scripts/package.py $(STAGE) $(BUILD)
+
+deploy: package
+	@command -v aws >/dev/null || { echo "make deploy needs the AWS CLI (aws) on PATH" >&2; exit 2; }
+	@test -n "$(DEPLOY_BUCKET)" || { echo "make deploy needs DEPLOY_BUCKET=<S3 bucket in the stack's region>" >&2; exit 2; }
+	aws cloudformation package $(AWS_ARGS) --template-file $(BUILD)/sam.json \
+		--s3-bucket $(DEPLOY_BUCKET) --s3-prefix $(STACK) --use-json \
+		--output-template-file $(BUILD)/packaged.json
+	aws cloudformation deploy $(AWS_ARGS) --template-file $(BUILD)/packaged.json \
+		--stack-name $(STACK) --s3-bucket $(DEPLOY_BUCKET) --s3-prefix $(STACK) \
+		--parameter-overrides Stage=$(STAGE) \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
+	aws cloudformation describe-stacks $(AWS_ARGS) --stack-name $(STACK) --output table \
+		--query "Stacks[0].Outputs[?OutputKey=='RestApiUrl' || OutputKey=='WebsocketUrl']"
