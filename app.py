@@ -242,6 +242,32 @@ def runner(event, context):
 
 # --- websocket -------------------------------------------------------------------------------
 
+from chalicelib import websocket  # noqa: E402 - the section stays self-contained
+
+# Chalice 1.34 still marks WebSocket handlers experimental: without this opt-in, loading the
+# app (`chalice package`, `chalice local`, the dev stack) fails with ExperimentalFeatureError.
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+
+
+@app.on_ws_connect()
+def ws_connect(event):
+    """A non-2xx answer makes API Gateway refuse the upgrade (401 bad token, 429 limit)."""
+    try:
+        websocket.connect(event.to_dict())
+    except ApiError as err:
+        return Response(body=err.body(), status_code=err.status)
+    return {"statusCode": 200}
+
+
+@app.on_ws_message()
+def ws_message(event):
+    websocket.receive(event.to_dict())
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event):
+    websocket.disconnect(event.to_dict())
+
 
 # --- ui --------------------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 The job registry (and later the runner) emit DESIGN §5 events through this module and
 never know how they travel. The WebSocket issue plugs the API Gateway `@connections`
-notifier in with `use(...)`; tests plug in a `RecordingNotifier`. Until then the default
-only logs at debug level.
+notifier (`chalicelib.websocket`) in as the default; tests plug in a `RecordingNotifier`
+with `use(...)`, and `LoggingNotifier` stays for code that wants events only logged.
 
 A notifier failure never fails the caller: an event is a courtesy to a browser tab, while
 the registry operation that emitted it has already been committed to DynamoDB. So
@@ -62,15 +62,22 @@ class RecordingNotifier:
             self._sent.clear()
 
 
-_current: Notifier = LoggingNotifier()
+def _default() -> Notifier:
+    """API Gateway's `@connections` API, to every connection of the user (DESIGN §5)."""
+    from chalicelib import websocket
+
+    return websocket.notifier
+
+
+_current: Notifier = _default()
 _current_lock = threading.Lock()
 
 
 def use(notifier: Notifier | None) -> Notifier:
-    """Make `notifier` the one events go to (None: the logging default); returns the old one."""
+    """Make `notifier` the one events go to (None: the default); returns the old one."""
     global _current
     with _current_lock:
-        previous, _current = _current, notifier or LoggingNotifier()
+        previous, _current = _current, notifier or _default()
     return previous
 
 

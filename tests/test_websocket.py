@@ -1,0 +1,542 @@
+"""The WebSocket handlers with API Gateway-shaped events, under moto (DESIGN §5).
+
+Events are built by the dev stack gateway's own `ws_event`, so the gateway and these tests
+send the handlers the same shape. moto mocks `apigatewaymanagementapi` in-process: every
+post to a connection is appended to that connection's `data` there; moto cannot answer
+410 Gone, so the gone-connection tests put a small fake client in the notifier's cache.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from urllib.parse import quote
+
+import jwt
+import pytest
+from botocore.exceptions import ClientError
+
+import app as app_module
+from chalicelib import connections, jobs, notify, websocket
+from chalicelib.tables import ConnectionModel, JobModel
+from devstack.ws_gateway import new_connection_id, ws_event
+
+DOMAIN = "abc123def4.execute-api.us-east-1.amazonaws.com"
+ENDPOINT = f"https://{DOMAIN}/api"
+
+
+@pytest.fixture(autouse=True)
+def fresh_clients():
+    """Management API clients are cached per endpoint; each test starts with none."""
+    websocket.clients.clear()
+    yield
+    websocket.clients.clear()
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def connect(token: str | None, connection_id: str | None = None, **headers: str) -> tuple[str, dict]:
+    connection_id = connection_id or new_connection_id()
+    event = ws_event(
+        "$connect",
+        connection_id,
+        domain_name=DOMAIN,
+        headers=[("Host", DOMAIN), ("X-Forwarded-Proto", "https"), *headers.items()],
+        query=None if token is None else f"token={token}",
+    )
+    return connection_id, app_module.ws_connect(event, None)
+
+
+def connected(token: str) -> str:
+    connection_id, answer = connect(token)
+    assert answer["statusCode"] == 200, answer
+    return connection_id
+
+
+def message(connection_id: str, body: str | None, *, binary: bool = False) -> None:
+    event = ws_event("$default", connection_id, domain_name=DOMAIN, body=body)
+    event["isBase64Encoded"] = binary
+    assert app_module.ws_message(event, None) == {"statusCode": 200}
+
+
+def disconnect(connection_id: str) -> None:
+    event = ws_event("$disconnect", connection_id, domain_name=DOMAIN, close_code=1000)
+    assert app_module.ws_disconnect(event, None) == {"statusCode": 200}
+
+
+def posted(connection_id: str) -> list[dict]:
+    """Every message moto's management API received for the connection, in order."""
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    # moto keys connections by the id as it appears in the URL (percent-encoded)
+    connection = backend.connections.get(quote(connection_id, safe=""))
+    text = connection.data.decode("utf-8") if connection else ""
+    decoder, messages, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        value, at = decoder.raw_decode(text, at)
+        messages.append(value)
+    return messages
+
+
+def replies(connection_id: str) -> list[dict]:
+    """The messages that answer the client (not job events the registry pushed)."""
+    return [m for m in posted(connection_id) if not m["type"].startswith("job_")]
+
+
+def counter(user_id: str) -> int | None:
+    try:
+        return ConnectionModel.get(connections.counter_key(user_id), consistent_read=True).count
+    except ConnectionModel.DoesNotExist:
+        return None
+
+
+def records(user_id: str) -> list[ConnectionModel]:
+    return list(ConnectionModel.by_user.query(user_id))
+
+
+# --- $connect -------------------------------------------------------------------------------
+
+
+def test_connect_stores_the_connection_with_its_callback_endpoint_and_a_2h_ttl(clock, alice):
+    connection_id = connected(alice.token)
+
+    item = ConnectionModel.get(connection_id)
+    assert item.user_id == alice.id
+    assert item.endpoint == ENDPOINT
+    assert item.connected_at == "2026-11-30T09:00:00.000000Z"
+    assert item.ttl == clock() + timedelta(hours=2)
+    assert counter(alice.id) == 1
+
+
+def test_the_endpoint_rule_follows_the_forwarded_scheme_and_defaults_to_https():
+    def endpoint(headers: dict) -> str:
+        event = ws_event("$connect", "c", domain_name="h:1", stage="api", headers=list(headers.items()))
+        return websocket.endpoint_of(event)
+
+    assert endpoint({"X-Forwarded-Proto": "https"}) == "https://h:1/api"
+    assert endpoint({"x-forwarded-proto": "http"}) == "http://h:1/api"  # the dev stack's gateway
+    assert endpoint({}) == "https://h:1/api"
+    assert endpoint({"X-Forwarded-Proto": "gopher"}) == "https://h:1/api"
+
+
+def _forged(alice) -> str:
+    claims = jwt.decode(alice.token, options={"verify_signature": False})
+    return jwt.encode(claims, "not-the-secret-but-long-enough-for-hs256", algorithm="HS256")
+
+
+def _unsigned(alice) -> str:
+    claims = jwt.decode(alice.token, options={"verify_signature": False})
+    return jwt.encode(claims, None, algorithm="none")
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        pytest.param(lambda alice: None, id="missing"),
+        pytest.param(lambda alice: "", id="empty"),
+        pytest.param(lambda alice: "not-a-jwt", id="garbage"),
+        pytest.param(_forged, id="forged"),
+        pytest.param(_unsigned, id="alg-none"),
+    ],
+)
+def test_a_bad_token_is_refused_with_401_and_nothing_is_stored(clock, alice, make_token):
+    connection_id, answer = connect(make_token(alice))
+
+    assert answer["statusCode"] == 401
+    assert "error" in json.loads(answer["body"])
+    assert records(alice.id) == []
+    assert counter(alice.id) is None
+
+
+def test_an_expired_token_is_refused(clock, alice):
+    clock.advance(hours=24, seconds=1)
+
+    _, answer = connect(alice.token)
+
+    assert answer["statusCode"] == 401
+    assert json.loads(answer["body"]) == {"error": "Invalid or expired token"}
+
+
+def test_exactly_five_of_eight_concurrent_connects_of_one_user_succeed(clock, alice, bob):
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        barrier.wait()
+        _, answer = connect(alice.token)
+        with lock:
+            statuses.append(answer["statusCode"])
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sorted(statuses) == [200] * 5 + [429] * 3
+    assert len(records(alice.id)) == 5
+    assert counter(alice.id) == 5
+    # the limit is per user: bob is unaffected
+    connected(bob.token)
+
+
+def test_the_sixth_connection_is_refused_with_429_and_a_disconnect_frees_a_place(clock, alice):
+    ids = [connected(alice.token) for _ in range(5)]
+
+    _, answer = connect(alice.token)
+    assert answer["statusCode"] == 429
+    assert json.loads(answer["body"])["detail"] == {"limit": 5}
+
+    disconnect(ids[0])
+    assert counter(alice.id) == 4
+    connected(alice.token)
+    assert counter(alice.id) == 5
+
+
+def test_a_duplicate_disconnect_decrements_once(clock, alice):
+    first, second = connected(alice.token), connected(alice.token)
+
+    disconnect(first)
+    disconnect(first)
+    assert counter(alice.id) == 1
+
+    barrier = threading.Barrier(4)
+
+    def racing_disconnect() -> None:
+        barrier.wait()
+        disconnect(second)
+
+    threads = [threading.Thread(target=racing_disconnect) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert counter(alice.id) == 0
+    assert records(alice.id) == []
+
+
+def test_a_repeated_connect_of_the_same_connection_counts_once(clock, alice, bob):
+    connection_id = connected(alice.token)
+
+    _, again = connect(alice.token, connection_id)
+    _, stolen = connect(bob.token, connection_id)
+
+    assert again["statusCode"] == 200
+    assert stolen["statusCode"] == 409
+    assert counter(alice.id) == 1 and counter(bob.id) in (None, 0)
+
+
+# --- the self-healing counter -------------------------------------------------------------
+
+
+def test_records_deleted_behind_the_counters_back_are_recounted_at_the_limit(clock, alice):
+    ids = [connected(alice.token) for _ in range(5)]
+    ConnectionModel(ids[0]).delete()  # as DynamoDB's TTL does: no $disconnect, no decrement
+    ConnectionModel(ids[1]).delete()
+    clock.advance(seconds=11)  # past the GSI settle margin
+
+    connected(alice.token)
+
+    assert counter(alice.id) == 4
+    assert len(records(alice.id)) == 4
+
+
+def test_the_heal_waits_while_a_connect_may_not_be_on_the_gsi_yet(clock, alice):
+    ids = [connected(alice.token) for _ in range(5)]
+    ConnectionModel(ids[0]).delete()
+
+    _, answer = connect(alice.token)  # the last connect was just now: no recount yet
+
+    assert answer["statusCode"] == 429
+    assert counter(alice.id) == 5
+    clock.advance(seconds=11)
+    connected(alice.token)
+
+
+def test_expired_connections_stop_counting_and_are_deleted(clock, alice):
+    for _ in range(5):
+        connected(alice.token)
+    clock.advance(hours=2, seconds=1)  # API Gateway closed them all; no $disconnect came
+
+    fresh = connected(alice.token)
+
+    assert [item.connection_id for item in records(alice.id)] == [fresh]
+    assert counter(alice.id) == 1
+
+
+# --- $default: ping, sync, cancel, errors ----------------------------------------------------
+
+
+def test_ping_is_answered_with_pong_on_the_same_connection(clock, alice):
+    connection_id, other = connected(alice.token), connected(alice.token)
+
+    message(connection_id, '{"type": "ping"}')
+
+    assert posted(connection_id) == [{"type": "pong"}]
+    assert posted(other) == []
+
+
+def test_sync_answers_the_users_active_and_recent_jobs(clock, alice, bob):
+    connection_id = connected(alice.token)
+    running = jobs.submit("benchmark", alice.id, {"schedule_id": "s1"})
+    done = jobs.submit("benchmark", alice.id, {"schedule_id": "s2"})
+    jobs.cancel(done.job_id, alice.id)
+    jobs.submit("benchmark", bob.id, {"schedule_id": "s3"})
+
+    message(connection_id, '{"type": "sync"}')
+
+    [reply] = replies(connection_id)
+    assert reply["type"] == "sync"
+    assert [job["id"] for job in reply["active_jobs"]] == [running.job_id]
+    assert [job["id"] for job in reply["recent_jobs"]] == [done.job_id]
+    assert set(reply["active_jobs"][0]) >= {"id", "job_type", "status", "progress_pct", "created_at"}
+
+
+def test_cancel_cancels_the_users_own_job(clock, alice):
+    connection_id = connected(alice.token)
+    job = jobs.submit("benchmark", alice.id, {"schedule_id": "s1"})
+
+    message(connection_id, json.dumps({"type": "cancel", "job_id": job.job_id}))
+
+    assert replies(connection_id) == [{"type": "cancelled", "job_id": job.job_id}]
+    assert JobModel.get(job.job_id).status == jobs.CANCELLED
+    # the registry's own event reached the client too
+    assert {"type": "job_cancelled", "job_id": job.job_id} in posted(connection_id)
+
+
+def test_cancel_of_another_users_job_is_not_found_and_changes_nothing(clock, alice, bob):
+    connection_id = connected(alice.token)
+    job = jobs.submit("benchmark", bob.id, {"schedule_id": "s1"})
+
+    message(connection_id, json.dumps({"type": "cancel", "job_id": job.job_id}))
+
+    assert replies(connection_id) == [
+        {"type": "error", "error": "Job not found", "job_id": job.job_id}
+    ]
+    assert JobModel.get(job.job_id).status == jobs.PENDING
+
+
+def test_cancel_of_an_ended_job_is_an_error(clock, alice):
+    connection_id = connected(alice.token)
+    job = jobs.submit("benchmark", alice.id, {"schedule_id": "s1"})
+    jobs.cancel(job.job_id, alice.id)
+
+    message(connection_id, json.dumps({"type": "cancel", "job_id": job.job_id}))
+
+    assert replies(connection_id) == [
+        {"type": "error", "error": "Job is already cancelled", "job_id": job.job_id}
+    ]
+
+
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ("{not json", "Invalid JSON"),
+        ("", "Invalid JSON"),
+        (None, "Invalid JSON"),
+        ("[1, 2]", 'A message must be a JSON object like {"type": "ping"}'),
+        ('"ping"', 'A message must be a JSON object like {"type": "ping"}'),
+        ("{}", "Unknown message type: 'None' (expected ping, sync or cancel)"),
+        ('{"type": "reboot"}', "Unknown message type: 'reboot' (expected ping, sync or cancel)"),
+        ('{"type": 7}', "Unknown message type: '7' (expected ping, sync or cancel)"),
+        ('{"type": "cancel"}', "job_id is required (a string)"),
+        ('{"type": "cancel", "job_id": 12}', "job_id is required (a string)"),
+    ],
+)
+def test_malformed_messages_get_an_error_and_the_connection_stays(clock, alice, body, error):
+    connection_id = connected(alice.token)
+
+    message(connection_id, body)
+    message(connection_id, '{"type": "ping"}')
+
+    assert posted(connection_id) == [{"type": "error", "error": error}, {"type": "pong"}]
+    assert connections.get(connection_id) is not None
+
+
+def test_a_binary_message_gets_an_error(clock, alice):
+    connection_id = connected(alice.token)
+
+    message(connection_id, "AAEC", binary=True)
+
+    assert posted(connection_id) == [{"type": "error", "error": "Binary messages are not supported"}]
+
+
+def test_an_unexpected_failure_is_an_internal_error_message(clock, alice, monkeypatch):
+    connection_id = connected(alice.token)
+
+    def broken(user_id):
+        raise RuntimeError("boom: secret detail")
+
+    monkeypatch.setattr(jobs, "active_and_recent", broken)
+    message(connection_id, '{"type": "sync"}')
+
+    assert posted(connection_id) == [{"type": "error", "error": "Internal error"}]
+
+
+def test_a_message_from_an_unregistered_connection_is_dropped(clock, alice):
+    message("never-connected=", '{"type": "ping"}')
+
+    assert posted("never-connected=") == []
+
+
+# --- $disconnect ------------------------------------------------------------------------------
+
+
+def test_disconnect_deletes_the_connection(clock, alice):
+    connection_id = connected(alice.token)
+
+    disconnect(connection_id)
+
+    assert connections.get(connection_id) is None
+    assert counter(alice.id) == 0
+
+
+def test_disconnect_of_an_unknown_connection_does_nothing(clock, alice):
+    connected(alice.token)
+
+    disconnect("unknown=")
+
+    assert counter(alice.id) == 1
+
+
+# --- the notifier -------------------------------------------------------------------------------
+
+
+def test_the_api_gateway_notifier_is_notifys_default():
+    assert notify.current() is websocket.notifier
+    previous = notify.use(notify.RecordingNotifier())
+    notify.use(None)
+    assert notify.current() is websocket.notifier
+    notify.use(previous)
+
+
+def test_send_to_user_reaches_every_connection_of_the_user_and_no_other(clock, alice, bob):
+    mine = [connected(alice.token) for _ in range(3)]
+    theirs = connected(bob.token)
+
+    notify.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})
+
+    for connection_id in mine:
+        assert posted(connection_id) == [{"type": "job_started", "job_id": "j1"}]
+    assert posted(theirs) == []
+
+
+def test_send_to_user_without_connections_does_nothing(clock, alice):
+    websocket.notifier.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})
+
+
+class FakeManagementApi:
+    """`post_to_connection` as API Gateway answers it: 410 for gone connections."""
+
+    def __init__(self, gone: set[str], failing: set[str] = frozenset()):
+        self.gone, self.failing = gone, failing
+        self.sent: dict[str, list[dict]] = {}
+        self._lock = threading.Lock()
+
+    def _answer(self, connection_id: str, operation: str) -> None:
+        if connection_id in self.gone:
+            raise ClientError(
+                {"Error": {"Code": "GoneException", "Message": None},
+                 "ResponseMetadata": {"HTTPStatusCode": 410}},
+                operation,
+            )
+        if connection_id in self.failing:
+            raise ClientError(
+                {"Error": {"Code": "InternalServerErrorException", "Message": "x"},
+                 "ResponseMetadata": {"HTTPStatusCode": 500}},
+                operation,
+            )
+
+    def post_to_connection(self, ConnectionId: str, Data: bytes) -> dict:
+        self._answer(ConnectionId, "PostToConnection")
+        with self._lock:
+            self.sent.setdefault(ConnectionId, []).append(json.loads(Data))
+        return {}
+
+    def get_connection(self, ConnectionId: str) -> dict:
+        self._answer(ConnectionId, "GetConnection")
+        return {"ConnectedAt": "2026-11-30T09:00:00Z", "Identity": {"SourceIp": "192.0.2.1"}}
+
+
+def test_a_gone_connection_is_deleted_when_a_send_finds_it(clock, alice):
+    alive, gone = connected(alice.token), connected(alice.token)
+    fake = FakeManagementApi(gone={gone})
+    websocket.clients.put(ENDPOINT, fake)
+
+    notify.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})
+
+    assert fake.sent == {alive: [{"type": "job_started", "job_id": "j1"}]}
+    assert connections.get(gone) is None
+    assert counter(alice.id) == 1
+    disconnect(gone)  # API Gateway's late $disconnect for it changes nothing
+    assert counter(alice.id) == 1
+
+
+def test_a_reply_to_a_gone_connection_deletes_it(clock, alice):
+    connection_id = connected(alice.token)
+    websocket.clients.put(ENDPOINT, FakeManagementApi(gone={connection_id}))
+
+    message(connection_id, '{"type": "ping"}')
+
+    assert connections.get(connection_id) is None
+
+
+def test_other_post_errors_are_swallowed_and_keep_the_connection(clock, alice, caplog):
+    failing, alive = connected(alice.token), connected(alice.token)
+    fake = FakeManagementApi(gone=set(), failing={failing})
+    websocket.clients.put(ENDPOINT, fake)
+
+    websocket.notifier.send_to_user(alice.id, {"type": "job_failed", "job_id": "j1", "error": "e"})
+
+    assert fake.sent == {alive: [{"type": "job_failed", "job_id": "j1", "error": "e"}]}
+    assert connections.get(failing) is not None
+    assert "InternalServerErrorException" in caplog.text
+    assert "job_failed" not in caplog.text  # logs name the failure, not the message
+
+
+def test_the_notifier_never_raises_even_when_dynamodb_fails(clock, alice, monkeypatch):
+    def broken(user_id):
+        raise RuntimeError("DynamoDB is down")
+
+    monkeypatch.setattr(connections, "of_user", broken)
+
+    websocket.notifier.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})
+
+
+# --- the heal asks API Gateway about older connections ----------------------------------------
+
+
+def test_at_the_limit_connections_api_gateway_calls_gone_are_removed(clock, alice):
+    ids = [connected(alice.token) for _ in range(5)]
+    websocket.clients.put(ENDPOINT, FakeManagementApi(gone={ids[0], ids[3]}))
+    clock.advance(seconds=11)  # past the handshake/GSI settle margin
+
+    fresh = connected(alice.token)
+
+    assert sorted(i.connection_id for i in records(alice.id)) == sorted([ids[1], ids[2], ids[4], fresh])
+    assert counter(alice.id) == 4
+
+
+def test_young_connections_are_never_probed_away(clock, alice):
+    ids = [connected(alice.token) for _ in range(5)]
+    websocket.clients.put(ENDPOINT, FakeManagementApi(gone=set(ids)))  # mid-handshake: 410 too
+
+    _, answer = connect(alice.token)
+
+    assert answer["statusCode"] == 429
+    assert len(records(alice.id)) == 5
+
+
+def test_a_probe_that_fails_otherwise_keeps_the_connection(clock, alice):
+    ids = [connected(alice.token) for _ in range(5)]
+    websocket.clients.put(ENDPOINT, FakeManagementApi(gone=set(), failing=set(ids)))
+    clock.advance(seconds=11)
+
+    _, answer = connect(alice.token)
+
+    assert answer["statusCode"] == 429
+    assert counter(alice.id) == 5
