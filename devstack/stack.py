@@ -94,6 +94,7 @@ class Stack:
             ("demo provider", self._start_demo),
             ("Lambda Invoke API", self._start_lambda),
             (f"REST API on port {self.config.rest_port}", self._start_rest),
+            (f"WebSocket gateway on port {self.config.ws_port}", self._start_ws),
             ("tick", self._start_tick),
         ]
         for what, step in steps:
@@ -125,6 +126,12 @@ class Stack:
         from chalicelib import tables
 
         tables.create_tables()
+
+    def _start_ws(self) -> None:
+        """API Gateway's WebSocket + `@connections` APIs (devstack/ws_gateway.py)."""
+        from devstack.ws_gateway import start_gateway
+
+        self._stops.append(start_gateway(self.config.host, self.config.ws_port))
 
     def _start_rest(self) -> None:
         from chalice.cli.factory import CLIFactory
