@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test setup bench clean chromium package deploy
+.PHONY: run test setup bench clean chromium package deploy deploy-prerequisites
 
 setup: $(STAMP)
 
@@ -52,9 +52,7 @@ package: $(STAMP)
 		--merge-template .chalice/resources.json $(BUILD)/
 	$(BIN)/python scripts/package.py $(STAGE) $(BUILD)
 
-deploy: package
-	@command -v aws >/dev/null || { echo "make deploy needs the AWS CLI (aws) on PATH" >&2; exit 2; }
-	@test -n "$(DEPLOY_BUCKET)" || { echo "make deploy needs DEPLOY_BUCKET=<S3 bucket in the stack's region>" >&2; exit 2; }
+deploy: deploy-prerequisites package
 	aws cloudformation package $(AWS_ARGS) --template-file $(BUILD)/sam.json \
 		--s3-bucket $(DEPLOY_BUCKET) --s3-prefix $(STACK) --use-json \
 		--output-template-file $(BUILD)/packaged.json
@@ -64,3 +62,8 @@ deploy: package
 		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
 	aws cloudformation describe-stacks $(AWS_ARGS) --stack-name $(STACK) --output table \
 		--query "Stacks[0].Outputs[?OutputKey=='RestApiUrl' || OutputKey=='WebsocketUrl']"
+
+# Checked before packaging, so a missing CLI or bucket fails at once.
+deploy-prerequisites:
+	@command -v aws >/dev/null || { echo "make deploy needs the AWS CLI (aws) on PATH" >&2; exit 2; }
+	@test -n "$(DEPLOY_BUCKET)" || { echo "make deploy needs DEPLOY_BUCKET=<S3 bucket in the stack's region>" >&2; exit 2; }
