@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from typing import Callable
 
 import boto3
@@ -84,14 +85,12 @@ def test_a_bad_token_is_refused_at_the_handshake(gateway, alice, query):
 
 
 def test_the_sixth_connection_is_refused_with_429(gateway, alice):
-    sockets = [connect(f"{gateway}?token={alice.token}", open_timeout=TIMEOUT) for _ in range(5)]
-    try:
+    with ExitStack() as sockets:
+        for _ in range(5):
+            sockets.enter_context(connect(f"{gateway}?token={alice.token}", open_timeout=TIMEOUT))
         with pytest.raises(InvalidStatus) as refused:
             connect(f"{gateway}?token={alice.token}", open_timeout=TIMEOUT)
         assert refused.value.response.status_code == 429
-    finally:
-        for ws in sockets:
-            ws.close()
     # every close became a $disconnect: all places are free again
     assert wait_for(lambda: live_connections(alice.id) == [])
     with connect(f"{gateway}?token={alice.token}", open_timeout=TIMEOUT) as ws:
@@ -113,11 +112,10 @@ def test_send_to_user_reaches_both_of_the_users_sockets_and_not_another_users(ga
 
 
 def test_a_closed_socket_is_disconnected_and_later_sends_skip_it(gateway, alice):
-    ws = connect(f"{gateway}?token={alice.token}", open_timeout=TIMEOUT)
-    assert ping(ws) == {"type": "pong"}
-    [connection_id] = live_connections(alice.id)
-
-    ws.close()
+    with connect(f"{gateway}?token={alice.token}", open_timeout=TIMEOUT) as ws:
+        assert ping(ws) == {"type": "pong"}
+        [connection_id] = live_connections(alice.id)
+        ws.close()
 
     assert wait_for(lambda: connections.get(connection_id) is None)
     notify.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})  # nobody: no error
