@@ -37,6 +37,9 @@ from typing import Any
 FORMAT = "benchmark-scheduler-devstack-state/1"
 BATCH = 25  # BatchWriteItem's limit
 JWT_SECRET_NAME = "benchmark-scheduler-{stage}-jwt-secret"
+# WebSocket connections die with the stack: saving them would only bring back dead sockets
+# that count against their users' five-connection limit.
+EPHEMERAL_TABLES = frozenset({"connections"})
 KMS_DESCRIPTION = "benchmark-scheduler dev stack key vault key"
 
 
@@ -118,6 +121,8 @@ def dump_tables() -> dict[str, list[dict[str, Any]]]:
     paginator = client.get_paginator("scan")
     dumped: dict[str, list[dict[str, Any]]] = {}
     for logical in config.TABLE_ENV:
+        if logical in EPHEMERAL_TABLES:
+            continue
         items: list[dict[str, Any]] = []
         for page in paginator.paginate(TableName=config.table_name(logical), ConsistentRead=True):
             items.extend(to_json_item(item) for item in page.get("Items", []))
