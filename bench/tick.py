@@ -32,7 +32,7 @@ for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
 
 from moto import mock_aws  # noqa: E402
 
-from chalicelib import clock, dispatch, schedules, tables, tick  # noqa: E402
+from chalicelib import aws_clients, clock, dispatch, schedules, tables, tick  # noqa: E402
 from chalicelib.tables import ScheduleModel  # noqa: E402
 from devstack.moto_serial import serialize_dynamodb  # noqa: E402
 
@@ -90,7 +90,7 @@ def install(meter: Meter) -> None:
         seen.add(id(client))
         client.meta.events.register("before-call.dynamodb", meter.before_ddb)
         client.meta.events.register("after-call.dynamodb", meter.after_ddb)
-    dispatch.reset_client()
+    aws_clients.reset()
     dispatch.lambda_client().meta.events.register("before-call.lambda.Invoke", meter.invoke)
     del Connection
 

@@ -8,40 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
-from chalicelib import config
+from chalicelib import aws_clients, config
 
 log = logging.getLogger(__name__)
 
 # Invokes are I/O: 32 in flight dispatch 1,000 jobs in a few seconds, not minutes.
 MAX_PARALLEL_INVOKES = 32
 
-_client_lock = threading.Lock()
-_client: Any = None
-
-
 def lambda_client() -> Any:
-    global _client
-    with _client_lock:
-        if _client is None:
-            import boto3
-            from botocore.config import Config
+    from botocore.config import Config
 
-            _client = boto3.client(
-                "lambda",
-                config=Config(max_pool_connections=MAX_PARALLEL_INVOKES, retries={"mode": "standard"}),
-            )
-        return _client
-
-
-def reset_client() -> None:
-    """Forget the cached client (the environment it was built from changed: tests)."""
-    global _client
-    with _client_lock:
-        _client = None
+    config = Config(max_pool_connections=MAX_PARALLEL_INVOKES, retries={"mode": "standard"})
+    return aws_clients.client("lambda", config=config)
 
 
 def invoke_runner(job_id: str) -> bool:

@@ -11,13 +11,12 @@ was stored for. The table holds the ciphertext, `last4` (to recognise the key) a
 """
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
-from chalicelib import catalog, clock, config, payloads, tables
+from chalicelib import aws_clients, catalog, clock, config, payloads, tables
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.tables import ProviderKeyModel, ProviderModel
 
@@ -63,26 +62,8 @@ class KeyPut(BaseModel):
 
 # --- KMS ------------------------------------------------------------------------------------
 
-_client_lock = threading.Lock()
-_client: Any = None
-
-
 def kms_client() -> Any:
-    """One KMS client per process, made on first use (never at import: cold starts)."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            import boto3
-
-            _client = boto3.client("kms")
-        return _client
-
-
-def reset_client() -> None:
-    """Forget the cached client (the environment it was built from changed: tests)."""
-    global _client
-    with _client_lock:
-        _client = None
+    return aws_clients.client("kms")
 
 
 def _context(user_id: str, provider_key: str) -> dict[str, str]:

@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable
 
-from chalicelib import auth, connections
+from chalicelib import auth, aws_clients, connections
 from chalicelib.connections import Connection
 from chalicelib.errors import ApiError, Unauthorized
 
@@ -188,7 +188,7 @@ def post(connection: Connection, message: Message | bytes) -> str:
     `FAILED` (logged). Never raises: a client going away must not fail a job."""
     data = message if isinstance(message, bytes) else encode(message)
     try:
-        client = clients.get(connection.endpoint)
+        client = management_client(connection.endpoint)
         client.post_to_connection(ConnectionId=connection.connection_id, Data=data)
         return SENT
     except Exception as err:  # noqa: BLE001 - see the docstring
@@ -205,7 +205,7 @@ def is_gone(connection: Connection) -> bool:
     """Whether API Gateway says the connection no longer exists (`GetConnection` → 410).
     Any other answer or error counts as "still there": only a 410 frees a place."""
     try:
-        clients.get(connection.endpoint).get_connection(ConnectionId=connection.connection_id)
+        management_client(connection.endpoint).get_connection(ConnectionId=connection.connection_id)
     except Exception as err:  # noqa: BLE001 - see the docstring
         return _error_code(err) == "GoneException"
     return False
@@ -225,34 +225,8 @@ def _forget(connection: Connection) -> None:
         log.warning("could not delete gone connection %s: %s", connection.connection_id, err)
 
 
-class ClientCache:
-    """One `apigatewaymanagementapi` client per callback endpoint (a client costs ~20 ms to
-    build, and a container posts to one or two endpoints). Tests may `put` a fake."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._clients: dict[str, Any] = {}
-
-    def get(self, endpoint: str) -> Any:
-        client = self._clients.get(endpoint)
-        if client is None:
-            with self._lock:  # boto3 sessions are not safe to build clients concurrently
-                client = self._clients.get(endpoint)
-                if client is None:
-                    client = self._clients[endpoint] = _new_client(endpoint)
-        return client
-
-    def put(self, endpoint: str, client: Any) -> None:
-        with self._lock:
-            self._clients[endpoint] = client
-
-    def clear(self) -> None:
-        with self._lock:
-            self._clients.clear()
-
-
-def _new_client(endpoint: str) -> Any:
-    import boto3
+def management_client(endpoint: str) -> Any:
+    """The `apigatewaymanagementapi` client of a callback endpoint (cached per endpoint)."""
     from botocore.config import Config
 
     config = Config(
@@ -262,12 +236,7 @@ def _new_client(endpoint: str) -> Any:
         retries={"max_attempts": 3, "mode": "standard"},
         max_pool_connections=16,
     )
-    return boto3.session.Session().client(
-        "apigatewaymanagementapi", endpoint_url=endpoint, config=config
-    )
-
-
-clients = ClientCache()
+    return aws_clients.client("apigatewaymanagementapi", endpoint_url=endpoint, config=config)
 
 
 # --- the notifier behind `chalicelib.notify` -------------------------------------------------

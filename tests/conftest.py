@@ -5,6 +5,7 @@ the developer's shell, so nothing can reach a real account or the internet.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import datetime, timezone
 
@@ -54,18 +55,40 @@ def _moto_session():
 
 
 def _empty_aws() -> None:
-    """Forget every item and every non-DynamoDB resource of the session's moto account."""
+    """Forget every item and every non-DynamoDB resource of the session's moto account
+    (and bring the tables back if a `fresh_moto()` removed them)."""
     from moto.backends import get_backend
     from moto.dynamodb.models import dynamodb_backends
 
+    from chalicelib import config, tables
+
+    present = set()
     for regions in dynamodb_backends.values():
         for backend in regions.values():
-            for table in backend.tables.values():
+            for name, table in backend.tables.items():
                 table.items.clear()
+                present.add(name)
+    if not {config.table_name(t) for t in config.TABLE_ENV} <= present:
+        tables.create_tables()
     for service in ("kms", "secretsmanager", "apigatewaymanagementapi"):
         for regions in get_backend(service).values():
             for backend in regions.values():
                 backend.reset()
+
+
+@contextlib.contextmanager
+def fresh_moto():
+    """A moto holding nothing at all, as a restarted dev stack finds it — also inside the
+    session's moto (nested mocks share one state, so this empties it, and `aws` rebuilds)."""
+    from moto import mock_aws
+    from moto.core.base_backend import BackendDict
+
+    with mock_aws():
+        BackendDict.reset()
+        try:
+            yield
+        finally:
+            BackendDict.reset()
 
 
 @pytest.fixture
@@ -73,13 +96,13 @@ def aws(aws_env, _moto_session, monkeypatch):
     """Empty tables of the app and a fresh KMS key (`KMS_KEY_ID`), in moto."""
     import boto3
 
-    from chalicelib import keys
+    from chalicelib import aws_clients
 
     _empty_aws()
-    keys.reset_client()
+    aws_clients.reset()
     monkeypatch.setenv("KMS_KEY_ID", boto3.client("kms").create_key()["KeyMetadata"]["KeyId"])
     yield
-    keys.reset_client()
+    aws_clients.reset()
 
 
 @pytest.fixture
@@ -243,13 +266,13 @@ class LambdaInvokes:
 
 @pytest.fixture
 def lambda_invokes(aws):
-    from chalicelib import dispatch
+    from chalicelib import aws_clients, dispatch
 
-    dispatch.reset_client()
+    aws_clients.reset()
     invokes = LambdaInvokes()
     dispatch.lambda_client().meta.events.register("before-call.lambda.Invoke", invokes.record)
     yield invokes
-    dispatch.reset_client()
+    aws_clients.reset()
 
 
 @pytest.fixture

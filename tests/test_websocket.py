@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import app as app_module
-from chalicelib import connections, jobs, notify, websocket
+from chalicelib import aws_clients, connections, jobs, notify, websocket
 from chalicelib.tables import ConnectionModel, JobModel
 from devstack.ws_gateway import new_connection_id, ws_event
 
@@ -28,9 +28,9 @@ ENDPOINT = f"https://{DOMAIN}/api"
 @pytest.fixture(autouse=True)
 def fresh_clients():
     """Management API clients are cached per endpoint; each test starts with none."""
-    websocket.clients.clear()
+    aws_clients.reset()
     yield
-    websocket.clients.clear()
+    aws_clients.reset()
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -465,7 +465,7 @@ class FakeManagementApi:
 def test_a_gone_connection_is_deleted_when_a_send_finds_it(clock, alice):
     alive, gone = connected(alice.token), connected(alice.token)
     fake = FakeManagementApi(gone={gone})
-    websocket.clients.put(ENDPOINT, fake)
+    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=fake)
 
     notify.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})
 
@@ -478,7 +478,7 @@ def test_a_gone_connection_is_deleted_when_a_send_finds_it(clock, alice):
 
 def test_a_reply_to_a_gone_connection_deletes_it(clock, alice):
     connection_id = connected(alice.token)
-    websocket.clients.put(ENDPOINT, FakeManagementApi(gone={connection_id}))
+    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=FakeManagementApi(gone={connection_id}))
 
     message(connection_id, '{"type": "ping"}')
 
@@ -488,7 +488,7 @@ def test_a_reply_to_a_gone_connection_deletes_it(clock, alice):
 def test_other_post_errors_are_swallowed_and_keep_the_connection(clock, alice, caplog):
     failing, alive = connected(alice.token), connected(alice.token)
     fake = FakeManagementApi(gone=set(), failing={failing})
-    websocket.clients.put(ENDPOINT, fake)
+    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=fake)
 
     websocket.notifier.send_to_user(alice.id, {"type": "job_failed", "job_id": "j1", "error": "e"})
 
@@ -512,7 +512,7 @@ def test_the_notifier_never_raises_even_when_dynamodb_fails(clock, alice, monkey
 
 def test_at_the_limit_connections_api_gateway_calls_gone_are_removed(clock, alice):
     ids = [connected(alice.token) for _ in range(5)]
-    websocket.clients.put(ENDPOINT, FakeManagementApi(gone={ids[0], ids[3]}))
+    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=FakeManagementApi(gone={ids[0], ids[3]}))
     clock.advance(seconds=11)  # past the handshake/GSI settle margin
 
     fresh = connected(alice.token)
@@ -523,7 +523,7 @@ def test_at_the_limit_connections_api_gateway_calls_gone_are_removed(clock, alic
 
 def test_young_connections_are_never_probed_away(clock, alice):
     ids = [connected(alice.token) for _ in range(5)]
-    websocket.clients.put(ENDPOINT, FakeManagementApi(gone=set(ids)))  # mid-handshake: 410 too
+    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=FakeManagementApi(gone=set(ids)))  # mid-handshake: 410 too
 
     _, answer = connect(alice.token)
 
@@ -533,7 +533,7 @@ def test_young_connections_are_never_probed_away(clock, alice):
 
 def test_a_probe_that_fails_otherwise_keeps_the_connection(clock, alice):
     ids = [connected(alice.token) for _ in range(5)]
-    websocket.clients.put(ENDPOINT, FakeManagementApi(gone=set(), failing=set(ids)))
+    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=FakeManagementApi(gone=set(), failing=set(ids)))
     clock.advance(seconds=11)
 
     _, answer = connect(alice.token)

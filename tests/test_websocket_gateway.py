@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from chalicelib import clock as app_clock
-from chalicelib import connections, notify, websocket
+from chalicelib import aws_clients, connections, notify, websocket
 from chalicelib.tables import ConnectionModel, ProviderModel
 from devstack.stack import free_port
 from devstack.ws_gateway import start_gateway
@@ -31,12 +31,12 @@ def gateway(aws):
     """The gateway on a free port; yields its ws:// URL. Stopped before moto goes away."""
     from app import app
 
-    websocket.clients.clear()
+    aws_clients.reset()
     port = free_port()
     stop = start_gateway("127.0.0.1", port, chalice_app=app)
     yield f"ws://127.0.0.1:{port}/api"
     stop()
-    websocket.clients.clear()
+    aws_clients.reset()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:

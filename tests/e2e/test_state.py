@@ -1,6 +1,6 @@
 """The dev stack's state file: tables, the KMS key and the JWT secret across a "restart".
 
-A restart is modelled in-process by two `mock_aws()` sessions one after the other: moto's
+A restart is modelled in-process by two `fresh_moto()` sessions one after the other: moto's
 backends start empty in the second, exactly as in a new `make run`.
 """
 from __future__ import annotations
@@ -10,9 +10,10 @@ import stat
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from chalicelib import aws_clients
 from devstack import state
+from tests.conftest import fresh_moto
 
 
 def _fresh_tables() -> None:
@@ -24,45 +25,45 @@ def _fresh_tables() -> None:
 def test_a_stored_api_key_still_decrypts_after_a_restart(monkeypatch):
     from chalicelib import keys
 
-    with mock_aws():
+    with fresh_moto():
         saved = state.ensure_kms_key(None)
         monkeypatch.setenv("KMS_KEY_ID", saved["key_id"])
-        keys.reset_client()
+        aws_clients.reset()
         blob = keys._encrypt("user-1", "openai", "sk-live-secret-1234")
-    with mock_aws():  # a new moto: no keys at all
+    with fresh_moto():  # a new moto: no keys at all
         restored = state.ensure_kms_key(saved)
-        keys.reset_client()
+        aws_clients.reset()
         assert restored == saved
         assert keys._decrypt("user-1", "openai", blob) == "sk-live-secret-1234"
         # The encryption context still binds it to its user and provider.
         with pytest.raises(keys.KeyVaultError):
             keys._decrypt("user-2", "openai", blob)
-    keys.reset_client()
+    aws_clients.reset()
 
 
 def test_without_the_saved_key_old_ciphertexts_do_not_decrypt(monkeypatch):
     """Why the state keeps the key material at all."""
     from chalicelib import keys
 
-    with mock_aws():
+    with fresh_moto():
         first = state.ensure_kms_key(None)
         monkeypatch.setenv("KMS_KEY_ID", first["key_id"])
-        keys.reset_client()
+        aws_clients.reset()
         blob = keys._encrypt("user-1", "openai", "sk-live-secret-1234")
-    with mock_aws():
+    with fresh_moto():
         monkeypatch.setenv("KMS_KEY_ID", state.ensure_kms_key(None)["key_id"])
-        keys.reset_client()
+        aws_clients.reset()
         with pytest.raises(keys.KeyVaultError):
             keys._decrypt("user-1", "openai", blob)
-    keys.reset_client()
+    aws_clients.reset()
 
 
 def test_the_jwt_secret_keeps_its_value():
-    with mock_aws():
+    with fresh_moto():
         arn, value = state.ensure_jwt_secret(None, "local")
         assert len(value) >= 32
         assert boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"] == value
-    with mock_aws():
+    with fresh_moto():
         arn, again = state.ensure_jwt_secret(value, "local")
         assert again == value
         assert boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"] == value
@@ -72,7 +73,7 @@ def test_every_item_of_every_table_round_trips_through_the_file(tmp_path):
     from chalicelib.tables import ProviderKeyModel, ScheduleModel, UserModel
 
     path = tmp_path / "nested" / "state.json"
-    with mock_aws():
+    with fresh_moto():
         _fresh_tables()
         UserModel("u1", email="a@example.com", role="admin", created_at="2026-01-01T00:00:00Z").save()
         ProviderKeyModel("u1", "openai", ciphertext=b"\x00\xffbinary", last4="1234", updated_at="x").save()
@@ -88,7 +89,7 @@ def test_every_item_of_every_table_round_trips_through_the_file(tmp_path):
     assert list(path.parent.iterdir()) == [path]  # no temp file left behind
     loaded = state.read(path)
     assert loaded.item_count() == 62 and loaded.jwt_secret == "s"
-    with mock_aws():
+    with fresh_moto():
         _fresh_tables()
         assert state.load_tables(loaded.tables) == 62
         after = state.dump_tables()
