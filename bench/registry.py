@@ -14,9 +14,8 @@ Rows:
 moto answers in-process and `devstack.moto_serial` runs one request at a time (DynamoDB's
 per-item serialization), so raw moto throughput does not grow with threads. The `+ms`
 columns add the latency a DynamoDB request has on AWS (`BENCH_DDB_MS`, default 8 ms) by
-sleeping in a botocore hook outside that lock: that is where threads pay off. moto also
-deep-copies every table a TransactWriteItems touches, so figures drop as the table grows;
-each row starts from empty tables.
+sleeping in a botocore hook outside that lock: that is where threads pay off. Each row
+starts from empty tables.
 
 Run from the repo root: `.venv/bin/python bench/registry.py` (`BENCH_JOBS`, default 160).
 """
