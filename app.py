@@ -6,17 +6,30 @@ the runner's HTTP clients load in the runner.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from typing import Any, Callable
 
 from chalice import AuthResponse, Chalice, Rate, Response
 
-from chalicelib import auth, dispatch, history, payloads, schedules
+from chalicelib import (
+    auth,
+    dispatch,
+    history,
+    jobs,
+    keys,
+    payloads,
+    schedules,
+    ui_assets,
+    user_providers,
+    websocket,
+)
 from chalicelib.errors import ApiError
 
 app = Chalice(app_name="benchmark-scheduler")
 app.log.setLevel(logging.INFO)
+# Chalice 1.34 still marks WebSocket handlers experimental: without this opt-in, loading the
+# app (`chalice package`, `chalice local`, the dev stack) fails with ExperimentalFeatureError.
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 
 # Bodies are parsed by `payloads`, whatever the client says the type is: a curl without
 # `-H content-type` still gets a JSON answer, and bad JSON gets the app's error envelope.
@@ -132,8 +145,6 @@ def trigger_schedule(schedule_id):
 
 # --- keys and providers ----------------------------------------------------------------------
 
-from chalicelib import keys, user_providers  # noqa: E402 - the section stays self-contained
-
 
 @route("/api/keys", methods=["GET"])
 def list_keys():
@@ -170,8 +181,6 @@ def delete_provider(provider_key):
 
 
 # --- jobs ------------------------------------------------------------------------------------
-
-from chalicelib import jobs  # noqa: E402 - imported here so the jobs section stays self-contained
 
 
 @route("/api/jobs", methods=["GET"])
@@ -242,13 +251,6 @@ def runner(event, context):
 
 # --- websocket -------------------------------------------------------------------------------
 
-from chalicelib import websocket  # noqa: E402 - the section stays self-contained
-
-# Chalice 1.34 still marks WebSocket handlers experimental: without this opt-in, loading the
-# app (`chalice package`, `chalice local`, the dev stack) fails with ExperimentalFeatureError.
-app.experimental_feature_flags.update(["WEBSOCKETS"])
-
-
 @app.on_ws_connect()
 def ws_connect(event):
     """A non-2xx answer makes API Gateway refuse the upgrade (401 bad token, 429 limit)."""
@@ -270,8 +272,6 @@ def ws_disconnect(event):
 
 
 # --- ui --------------------------------------------------------------------------------------
-
-from chalicelib import ui_assets  # noqa: E402 - reads no file until a request asks for one
 
 
 def _page(served: tuple[str, dict[str, str]]) -> Response:
