@@ -1,9 +1,9 @@
 """Job registry benchmark against moto: jobs/s through submit → start → finish, and the
 DynamoDB requests one job lifecycle costs.
 
-Requests are counted by a botocore `before-call.dynamodb` hook on every client the registry
-talks through (each PynamoDB model's connection and the shared transaction connection),
-so retries inside botocore would not hide a call the code makes. Target: ≤ 4 per job.
+Requests are counted by a botocore `before-call.dynamodb` hook on the one client every table
+and transaction talks through (`chalicelib.tables`), so retries inside botocore would not
+hide a call the code makes. Target: ≤ 4 per job.
 
 Rows:
 - `own user`: each thread submits, starts and finishes jobs for its own user (limit 1):
@@ -44,7 +44,7 @@ for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
 from moto import mock_aws  # noqa: E402
 
 from chalicelib import jobs, notify, tables  # noqa: E402
-from chalicelib.tables import JobModel, SlotModel, UserModel  # noqa: E402
+from chalicelib.tables import UserModel  # noqa: E402
 from devstack.moto_serial import serialize_dynamodb  # noqa: E402
 
 JOBS = int(os.environ.get("BENCH_JOBS", "160"))
@@ -66,14 +66,9 @@ class Meter:
             time.sleep(self.latency_s)
 
     def install(self) -> list:
-        clients = [
-            JobModel._get_connection().connection.client,
-            SlotModel._get_connection().connection.client,
-            tables._shared_connection().client,
-        ]
-        for client in clients:
-            client.meta.events.register("before-call.dynamodb", self)
-        return clients
+        client = tables._shared_connection().client  # every table's and transaction's
+        client.meta.events.register("before-call.dynamodb", self)
+        return [client]
 
 
 def lifecycle(job_type: str, user_id: str, n: int) -> int:

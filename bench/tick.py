@@ -78,21 +78,11 @@ class Meter:
 
 
 def install(meter: Meter) -> None:
-    from pynamodb.connection import Connection
-
-    clients = [ScheduleModel._get_connection().connection.client, tables._shared_connection().client]
-    for model in tables.ALL_MODELS:
-        clients.append(model._get_connection().connection.client)
-    seen = set()
-    for client in clients:
-        if id(client) in seen:
-            continue
-        seen.add(id(client))
-        client.meta.events.register("before-call.dynamodb", meter.before_ddb)
-        client.meta.events.register("after-call.dynamodb", meter.after_ddb)
+    client = tables._shared_connection().client  # every table's and transaction's
+    client.meta.events.register("before-call.dynamodb", meter.before_ddb)
+    client.meta.events.register("after-call.dynamodb", meter.after_ddb)
     aws_clients.reset()
     dispatch.lambda_client().meta.events.register("before-call.lambda.Invoke", meter.invoke)
-    del Connection
 
 
 def seed(total: int, due: int) -> None:

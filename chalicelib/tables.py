@@ -7,6 +7,7 @@ credentials come from the standard AWS environment.
 """
 from __future__ import annotations
 
+import threading
 from pynamodb.attributes import (
     BinaryAttribute,
     BooleanAttribute,
@@ -16,7 +17,7 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
-from pynamodb.connection import Connection
+from pynamodb.connection import Connection, TableConnection
 from pynamodb.exceptions import TableError
 from pynamodb.indexes import (
     AllProjection,
@@ -53,6 +54,24 @@ def _meta(table: str) -> type:
     )
 
 
+class _Table(Model):
+    """Every model of the app talks through ONE PynamoDB Connection (one botocore client).
+
+    PynamoDB gives each model its own Connection, and each its own botocore session and
+    client: ~100 ms apiece here, paid on every cold start for every table a function
+    touches (the runner touches seven). Sharing one also shares its pool of connections.
+    """
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        table = super()._get_connection()
+        shared = _shared_connection()
+        if table.connection is not shared:
+            shared.add_meta_table(table.connection.get_meta_table(table.table_name))
+            table.connection = shared
+        return table
+
+
 # --- users -------------------------------------------------------------------------------
 
 
@@ -64,7 +83,7 @@ class UsersByEmail(GlobalSecondaryIndex):
     email = UnicodeAttribute(hash_key=True)
 
 
-class UserModel(Model):
+class UserModel(_Table):
     """A user, or a claim item (`user_id` = `email#<email>` / `admin#`) that makes a value
     unique: DynamoDB has no unique secondary keys, a conditional put of a claim does."""
 
@@ -81,7 +100,7 @@ class UserModel(Model):
 # --- provider keys and user-defined providers ---------------------------------------------
 
 
-class ProviderKeyModel(Model):
+class ProviderKeyModel(_Table):
     Meta = _meta("provider_keys")
     user_id = UnicodeAttribute(hash_key=True)
     provider_key = UnicodeAttribute(range_key=True)
@@ -90,7 +109,7 @@ class ProviderKeyModel(Model):
     updated_at = UnicodeAttribute()
 
 
-class ProviderModel(Model):
+class ProviderModel(_Table):
     Meta = _meta("providers")
     user_id = UnicodeAttribute(hash_key=True)
     provider_key = UnicodeAttribute(range_key=True)
@@ -116,7 +135,7 @@ class DueIndex(GlobalSecondaryIndex):
     next_run = UnicodeAttribute(range_key=True)
 
 
-class ScheduleModel(Model):
+class ScheduleModel(_Table):
     Meta = _meta("schedules")
     user_id = UnicodeAttribute(hash_key=True)
     schedule_id = UnicodeAttribute(range_key=True)
@@ -169,7 +188,7 @@ class ActiveJobs(GlobalSecondaryIndex):
     lease_until = UnicodeAttribute(range_key=True)
 
 
-class JobModel(Model):
+class JobModel(_Table):
     Meta = _meta("jobs")
     job_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
@@ -194,7 +213,7 @@ class JobModel(Model):
     active = ActiveJobs()
 
 
-class SlotModel(Model):
+class SlotModel(_Table):
     """Per-user concurrency: `active` running jobs out of `limit` (absent: the default)."""
 
     Meta = _meta("slots")
@@ -207,7 +226,7 @@ class SlotModel(Model):
 # --- history -------------------------------------------------------------------------------
 
 
-class RunModel(Model):
+class RunModel(_Table):
     Meta = _meta("benchmark_runs")
     user_id = UnicodeAttribute(hash_key=True)
     run_id = UnicodeAttribute(range_key=True)  # created_at + suffix: sorts by time
@@ -232,7 +251,7 @@ class ConnectionsByUser(GlobalSecondaryIndex):
     user_id = UnicodeAttribute(hash_key=True)
 
 
-class ConnectionModel(Model):
+class ConnectionModel(_Table):
     Meta = _meta("connections")
     connection_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
@@ -281,10 +300,12 @@ def transact_write() -> TransactWrite:
 
 
 _connection: Connection | None = None
+_connection_lock = threading.Lock()
 
 
 def _shared_connection() -> Connection:
     global _connection
-    if _connection is None:
-        _connection = Connection(max_pool_connections=64)
-    return _connection
+    with _connection_lock:
+        if _connection is None:
+            _connection = Connection(max_pool_connections=64)
+        return _connection

@@ -52,21 +52,14 @@ class DynamoCalls:
 
 @contextmanager
 def counting_dynamodb_calls() -> Iterator[DynamoCalls]:
-    """Hook every botocore client the registry talks through (each PynamoDB model has its
-    own connection; transactions use the shared one)."""
+    """Hook the botocore client every table (and every transaction) talks through."""
     counter = DynamoCalls()
-    clients = [
-        JobModel._get_connection().connection.client,
-        SlotModel._get_connection().connection.client,
-        tables._shared_connection().client,
-    ]
-    for client in clients:
-        client.meta.events.register("before-call.dynamodb", counter)
+    client = tables._shared_connection().client
+    client.meta.events.register("before-call.dynamodb", counter)
     try:
         yield counter
     finally:
-        for client in clients:
-            client.meta.events.unregister("before-call.dynamodb", counter)
+        client.meta.events.unregister("before-call.dynamodb", counter)
 
 
 def slot(user_id: str) -> dict:
