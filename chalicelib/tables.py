@@ -177,6 +177,18 @@ class QueuedJobs(GlobalSecondaryIndex):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class LiveJobs(GlobalSecondaryIndex):
+    """Sparse: `live_user` is set only while a job is pending, queued or running, so a
+    client's `sync` reads the user's live jobs without filtering their whole history."""
+
+    class Meta:
+        index_name = "live"
+        projection = AllProjection()
+
+    live_user = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class ActiveJobs(GlobalSecondaryIndex):
     """Sparse: `active_shard` is set only while a job holds a lease the tick must watch."""
 
@@ -207,9 +219,11 @@ class JobModel(_Table):
     timeout_at = UnicodeAttribute(null=True)
     cancel_requested = BooleanAttribute(null=True)
     queued_user = UnicodeAttribute(null=True)
+    live_user = UnicodeAttribute(null=True)
     active_shard = NumberAttribute(null=True)
     by_user = JobsByUser()
     queued = QueuedJobs()
+    live = LiveJobs()
     active = ActiveJobs()
 
 

@@ -473,6 +473,23 @@ def test_active_and_recent_for_sync(events, clock, monkeypatch):
     assert [j["id"] for j in sync["recent_jobs"]] == ended[::-1][:10]
 
 
+def test_sync_reads_the_same_whatever_the_users_history(events, clock):
+    """Live jobs come from the sparse `live` index: 600 finished jobs cost `sync` nothing."""
+    with JobModel.batch_write() as batch:
+        for i in range(600):
+            batch.save(JobModel(
+                f"old{i:05d}", user_id=U1, job_type="t", status="done",
+                created_at=f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}.000000Z",
+            ))
+    clock.advance(seconds=1)
+    live = submit()
+    with counting_dynamodb_calls() as calls:
+        sync = jobs.active_and_recent(U1)
+    assert [j["id"] for j in sync["active_jobs"]] == [live.job_id]
+    assert len(sync["recent_jobs"]) == 10
+    assert calls.total == 2  # one query of `live`, one page of the newest jobs
+
+
 # --- limits ---------------------------------------------------------------------------------
 
 

@@ -283,6 +283,7 @@ def test_projections_are_the_ones_the_queries_rely_on(package, monkeypatch):
         ("schedules", "due"): ("INCLUDE", ("interval_hours",)),
         ("jobs", "user"): ("ALL", ()),
         ("jobs", "queued"): ("KEYS_ONLY", ()),
+        ("jobs", "live"): ("ALL", ()),
         ("jobs", "active"): ("KEYS_ONLY", ()),
         ("connections", "user"): ("ALL", ()),
     }

@@ -109,6 +109,7 @@ def build_job(
         progress_pct=0,
         schedule_id=schedule_id,
         created_at=clock.iso(now),
+        live_user=user_id,
         active_shard=rules.shard_of(job_id),
         lease_until=clock.iso(rules.redispatch_at(now)),
     )
@@ -304,14 +305,15 @@ def _check_failed(err: PynamoDBException) -> bool:
 def ending_actions(
     status: str, now: datetime, *, result_ref: str | None = None, error: str | None = None
 ) -> list[Action]:
-    """The writes that make a job terminal. They also drop it from the sparse `active` and
-    `queued` GSIs, which therefore only ever hold live jobs."""
+    """The writes that make a job terminal. They also drop it from the sparse `active`,
+    `queued` and `live` GSIs, which therefore only ever hold live jobs."""
     actions: list[Action] = [
         JobModel.status.set(status),
         JobModel.completed_at.set(clock.iso(now)),
         JobModel.active_shard.remove(),
         JobModel.lease_until.remove(),
         JobModel.queued_user.remove(),
+        JobModel.live_user.remove(),
     ]
     if result_ref is not None:
         actions.append(JobModel.result_ref.set(result_ref))
@@ -432,5 +434,5 @@ def _cancel_waiting(job: JobModel, now: datetime) -> bool:
     if tx.commit():
         return False
     job.status, job.completed_at = rules.CANCELLED, clock.iso(now)
-    job.active_shard = job.lease_until = job.queued_user = None
+    job.active_shard = job.lease_until = job.queued_user = job.live_user = None
     return True

@@ -61,12 +61,13 @@ def list_jobs(user_id: str, statuses: list[str] | None = None, limit: int = DEFA
 def active_and_recent(user_id: str) -> dict[str, list[dict[str, Any]]]:
     """For the WebSocket `sync` answer: every live job, and the last few that ended.
 
-    Live jobs are few but may be old (a long queue), so they are read with a status filter
-    over the user's whole partition of the GSI: its cost grows with the user's history."""
-    active = _newest(user_id, _status_in(sorted(rules.ACTIVE_STATUSES)), None)
+    Live jobs come from the sparse `live` GSI (only pending/queued/running jobs are in it),
+    so the cost does not grow with the user's history; the recent ones are the newest
+    terminal jobs of the `user` GSI."""
+    active = list(JobModel.live.query(user_id, scan_index_forward=False))
     recent = _newest(user_id, _status_in(sorted(rules.TERMINAL_STATUSES)), RECENT_JOBS)
     return {
-        "active_jobs": [to_public(job) for job in active],
+        "active_jobs": [to_public(job) for job in active if job.status in rules.ACTIVE_STATUSES],
         "recent_jobs": [to_public(job) for job in recent],
     }
 
