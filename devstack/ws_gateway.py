@@ -329,17 +329,7 @@ class WebSocketGateway:
                 if isinstance(message, bytes):
                     await connection.close(1003, "Binary frames are not supported")
                     return
-                event = ws_event(
-                    "$default",
-                    client.connection_id,
-                    domain_name=self.domain_name,
-                    stage=self.stage,
-                    connected_at_ms=client.connected_at_ms,
-                    source_ip=client.source_ip,
-                    user_agent=client.user_agent,
-                    body=message,
-                )
-                await self._invoke("$default", event)
+                await self._invoke("$default", self._client_event("$default", client, body=message))
         except ConnectionClosed:
             pass  # an abnormal close is still a close: `_lost` sends the $disconnect
 
@@ -349,18 +339,23 @@ class WebSocketGateway:
         client = self._clients.pop(connection.connection_id or "", None)
         if client is None or self._loop is None:
             return
-        event = ws_event(
-            "$disconnect",
+        event = self._client_event(
+            "$disconnect", client, headers=[("Host", self.domain_name)], close_code=connection.close_code
+        )
+        self._track(self._invoke("$disconnect", event))
+
+    def _client_event(self, route_key: str, client: _Client, **extra: Any) -> dict[str, Any]:
+        """An event of an accepted connection: it carries what `$connect` recorded."""
+        return ws_event(
+            route_key,
             client.connection_id,
             domain_name=self.domain_name,
             stage=self.stage,
             connected_at_ms=client.connected_at_ms,
             source_ip=client.source_ip,
             user_agent=client.user_agent,
-            headers=[("Host", self.domain_name)],
-            close_code=connection.close_code,
+            **extra,
         )
-        self._track(self._invoke("$disconnect", event))
 
     def _track(self, coroutine: Any) -> None:
         assert self._loop is not None
