@@ -11,7 +11,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
-from chalicelib import aws_clients, config
+from chalicelib import aws_clients, config, jobs, schedules
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,15 @@ def invoke_runner(job_id: str) -> bool:
 def trigger(user_id: str, schedule_id: str) -> str:
     """Run a schedule now: submit its job and dispatch it; the job id. The runner re-phases
     the schedule after the run (the seed's rule for triggers)."""
-    from chalicelib import jobs, schedules
-
     schedules.get(user_id, schedule_id)  # 404 for a missing or another user's schedule
     job = jobs.submit(
-        TRIGGERED_JOB_TYPE,
+        schedules.JOB_TYPE,
         user_id,
         {"schedule_id": schedule_id, "trigger": "manual"},
         schedule_id=schedule_id,
     )
     invoke_runner(job.job_id)
     return job.job_id
-
-
-TRIGGERED_JOB_TYPE = "scheduled_benchmark"
 
 
 def invoke_runners(job_ids: Iterable[str]) -> int:

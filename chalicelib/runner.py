@@ -64,11 +64,9 @@ def _deadline(remaining_ms: Callable[[], int] | None) -> float | None:
 
 @dataclass(frozen=True)
 class _Plan:
-    schedule: ScheduleModel
     targets: list[ModelTarget]
     unresolved: dict[str, dict[str, Any]]  # model name → failure record
     settings: RunSettings
-    manual: bool
 
 
 def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | None]:
@@ -77,7 +75,7 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
     schedule = _schedule_still_wanted(job, manual)
     if isinstance(schedule, str):
         return jobs.CANCELLED, None, schedule
-    plan = _plan(job.user_id, schedule, manual)
+    plan = _plan(job.user_id, schedule)
     names = [t.name for t in plan.targets] + list(plan.unresolved)
     _send(job, "benchmark_init", data={
         "targets": names, "runs": 1, "context_tiers": [0], "max_tokens": plan.settings.max_tokens,
@@ -123,7 +121,7 @@ def _schedule_still_wanted(job: JobModel, manual: bool) -> ScheduleModel | str:
     return schedule
 
 
-def _plan(user_id: str, schedule: ScheduleModel, manual: bool) -> _Plan:
+def _plan(user_id: str, schedule: ScheduleModel) -> _Plan:
     providers = catalog.providers_for(user_id)
     targets: list[ModelTarget] = []
     unresolved: dict[str, dict[str, Any]] = {}
@@ -140,7 +138,7 @@ def _plan(user_id: str, schedule: ScheduleModel, manual: bool) -> _Plan:
         max_tokens=int(schedule.max_tokens),
         temperature=float(schedule.temperature),
     )
-    return _Plan(schedule, targets, unresolved, settings, manual)
+    return _Plan(targets, unresolved, settings)
 
 
 def _run_models(job: JobModel, plan: _Plan, watch: "_Watch") -> dict[str, dict[str, Any]]:

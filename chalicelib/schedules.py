@@ -18,6 +18,9 @@ from chalicelib import catalog, clock, config
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.tables import ScheduleModel
 
+# The job type of a schedule's run, ticked or triggered.
+JOB_TYPE = "scheduled_benchmark"
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 Prompt = Annotated[str, StringConstraints(min_length=1, max_length=50_000)]
 Models = Annotated[list[str], Field(min_length=1, max_length=20)]

@@ -20,8 +20,6 @@ from chalicelib.tables import ScheduleModel
 
 log = logging.getLogger(__name__)
 
-JOB_TYPE = "scheduled_benchmark"
-
 # Shard queries and claims are I/O bound; DynamoDB takes this many in flight with ease.
 MAX_PARALLEL = 32
 
@@ -104,7 +102,7 @@ def claim(due: Due, now: datetime) -> str | None:
     seen = clock.parse(due.next_run)
     following = schedules.next_on_phase(seen, due.interval_hours, now)
     job = jobs.build_job(
-        JOB_TYPE,
+        schedules.JOB_TYPE,
         due.user_id,
         {"schedule_id": due.schedule_id, "due": due.next_run},
         job_id=job_id_for(due.schedule_id, due.next_run),
