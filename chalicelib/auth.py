@@ -17,9 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock, tables
+from chalicelib import clock, writes
 from chalicelib.errors import Conflict, Forbidden, NotFound, Unauthorized
 from chalicelib.tables import UserModel
 
@@ -138,20 +138,13 @@ def _put_user(user_id: str, email: str, password_hash: str, role: str) -> bool:
         user_id, email=email, password_hash=password_hash, role=role, created_at=now
     )
     email_claim = UserModel(_EMAIL_CLAIM.format(email), owner_user_id=user_id, created_at=now)
-    try:
-        with tables.transact_write() as tx:
-            tx.save(user, condition=_UNCLAIMED)
-            tx.save(email_claim, condition=_UNCLAIMED)
-            if role == "admin":
-                tx.save(UserModel(_ADMIN_CLAIM, owner_user_id=user_id), condition=_UNCLAIMED)
-    except TransactWriteError as err:
-        if err.cause_response_code != "TransactionCanceledException":
-            raise
-        reasons = [r.code if r else None for r in (err.cancellation_reasons or [])]
-        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-            raise Conflict("Email already registered", {"field": "email"}) from None
-        return False
-    return True
+    tx = writes.Tx().put("user", user, _UNCLAIMED).put("email", email_claim, _UNCLAIMED)
+    if role == "admin":
+        tx.put("admin", UserModel(_ADMIN_CLAIM, owner_user_id=user_id), _UNCLAIMED)
+    failed = tx.commit()
+    if "email" in failed:
+        raise Conflict("Email already registered", {"field": "email"})
+    return not failed
 
 
 def _claim_exists(key: str) -> bool:

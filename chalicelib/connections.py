@@ -33,17 +33,14 @@ until the next heal, never too low.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
-from pynamodb.transactions import TransactWrite
 
-from chalicelib import clock, config, tables
+from chalicelib import clock, config, writes
 from chalicelib.errors import Conflict, TooManyRequests
 from chalicelib.tables import ConnectionModel
 
@@ -53,10 +50,6 @@ CONNECTION_TTL = timedelta(hours=2)  # API Gateway's longest WebSocket connectio
 SETTLE = timedelta(seconds=10)  # generous bound on the GSI's propagation delay
 LIMIT_SETTING = "WS_MAX_CONNECTIONS_PER_USER"
 DEFAULT_LIMIT = 5
-
-_CHECK_FAILED = "ConditionalCheckFailed"
-_CONFLICT = "TransactionConflict"
-_TX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -146,18 +139,17 @@ def _add(connection_id: str, user_id: str, endpoint: str) -> set[str]:
         connected_at=clock.iso(now),
         ttl=now + CONNECTION_TTL,
     )
-    counter = ConnectionModel(counter_key(user_id))
-
-    def build(tx: TransactWrite) -> None:
-        tx.save(record, condition=NEW_CONNECTION)
-        tx.update(
-            counter,
+    return set(
+        writes.Tx()
+        .put("record", record, NEW_CONNECTION)
+        .update(
+            "counter",
+            ConnectionModel(counter_key(user_id)),
             [ConnectionModel.count.add(1), ConnectionModel.connected_at.set(clock.iso(now))],
-            condition=has_room(limit()),
+            has_room(limit()),
         )
-
-    # PynamoDB sends puts before updates: the reasons come back in that order.
-    return _transact(build, labels=("record", "counter"))
+        .commit()
+    )
 
 
 def unregister(connection_id: str, user_id: str | None = None) -> bool:
@@ -170,38 +162,13 @@ def unregister(connection_id: str, user_id: str | None = None) -> bool:
         if existing is None:
             return False
         user_id = existing.user_id
-    owner = user_id
-
-    def build(tx: TransactWrite) -> None:
-        tx.delete(ConnectionModel(connection_id), condition=still_connected(owner))
-        tx.update(ConnectionModel(counter_key(owner)), [ConnectionModel.count.add(-1)])
-
-    # PynamoDB sends deletes before updates.
-    return not _transact(build, labels=("record", "counter"))
-
-
-def _transact(build: Callable[[TransactWrite], None], labels: tuple[str, ...]) -> set[str]:
-    """Run one TransactWriteItems; the labels of items whose condition failed, {} if applied.
-
-    A `TransactionConflict` (another transaction held an item) applied nothing, so the same
-    conditional request is retried after a short jittered pause.
-    """
-    for attempt in range(_TX_ATTEMPTS):
-        try:
-            with tables.transact_write() as tx:
-                build(tx)
-            return set()
-        except TransactWriteError as err:
-            codes = [reason.code if reason else None for reason in err.cancellation_reasons or []]
-            if not codes:
-                raise
-            failed = {label for label, code in zip(labels, codes) if code == _CHECK_FAILED}
-            if failed:
-                return failed
-            if _CONFLICT not in codes or attempt == _TX_ATTEMPTS - 1:
-                raise
-            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-    raise AssertionError("unreachable")
+    failed = (
+        writes.Tx()
+        .delete("record", ConnectionModel(connection_id), still_connected(user_id))
+        .update("counter", ConnectionModel(counter_key(user_id)), [ConnectionModel.count.add(-1)])
+        .commit()
+    )
+    return not failed
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -258,14 +225,11 @@ def heal_counter(user_id: str, *, is_gone: Callable[[Connection], bool] | None =
         return False  # a connect this recent may not be on the GSI yet
     if seen_count is not None and live >= seen_count:
         return False
-    try:
-        ConnectionModel(counter_key(user_id)).update(
-            actions=[ConnectionModel.count.set(live)],
-            condition=counter_unchanged(seen_count, seen_at),
-        )
-    except UpdateError as err:
-        if err.cause_response_code != "ConditionalCheckFailedException":
-            raise
+    if not writes.update_if(
+        ConnectionModel(counter_key(user_id)),
+        [ConnectionModel.count.set(live)],
+        counter_unchanged(seen_count, seen_at),
+    ):
         return False
     log.info("connection counter of %s healed: %s -> %s", user_id, seen_count, live)
     return True

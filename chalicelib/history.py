@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock
+from chalicelib import clock, writes
 from chalicelib.errors import BadRequest, NotFound, Unprocessable
 from chalicelib.tables import RunModel
 
@@ -57,11 +57,7 @@ def save(run: NewRun, *, created_at: str | None = None) -> str:
         results=run.results,
         metadata=run.metadata,
     )
-    try:
-        item.save(condition=RunModel.run_id.does_not_exist())
-    except PutError as err:
-        if err.cause_response_code != "ConditionalCheckFailedException":
-            raise
+    writes.put_if(item, RunModel.run_id.does_not_exist())  # False: saved before, kept as is
     return run_id
 
 
@@ -101,12 +97,8 @@ def get(user_id: str, run_id: str) -> dict[str, Any]:
 
 
 def delete(user_id: str, run_id: str) -> None:
-    try:
-        RunModel(user_id, run_id).delete(condition=RunModel.run_id.exists())
-    except DeleteError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            raise _not_found(run_id) from None
-        raise
+    if not writes.delete_if(RunModel(user_id, run_id), RunModel.run_id.exists()):
+        raise _not_found(run_id)
 
 
 def to_public(run: RunModel) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
-from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import aws_clients, catalog, clock, config, payloads, tables
+from chalicelib import aws_clients, catalog, clock, config, payloads, writes
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.tables import ProviderKeyModel, ProviderModel
 
@@ -124,16 +124,8 @@ def put_key(user_id: str, provider_key: str, value: str) -> dict[str, Any]:
 
 def delete_key(user_id: str, provider_key: str) -> None:
     """Forget the user's key for a provider; 404 when none is stored."""
-    try:
-        ProviderKeyModel(user_id, provider_key).delete(
-            condition=ProviderKeyModel.provider_key.exists()
-        )
-    except DeleteError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            raise NotFound(
-                "No key stored for this provider", {"provider_key": provider_key}
-            ) from None
-        raise
+    if not writes.delete_if(ProviderKeyModel(user_id, provider_key), _STORED):
+        raise NotFound("No key stored for this provider", {"provider_key": provider_key})
 
 
 def list_keys(user_id: str) -> list[dict[str, Any]]:
@@ -165,20 +157,19 @@ def _save_if_provider_exists(item: ProviderKeyModel) -> None:
     One transaction with a condition on the provider item: a `delete_provider` racing this
     put cannot leave a key behind for a deleted provider (a read-then-write could).
     """
-    try:
-        with tables.transact_write() as transaction:
-            transaction.condition_check(
-                ProviderModel,
-                item.user_id,
-                range_key=item.provider_key,
-                condition=ProviderModel.provider_key.exists(),
-            )
-            transaction.save(item)
-    except TransactWriteError as err:
-        reasons = err.cancellation_reasons or []
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
-            raise _unknown(item.provider_key) from None
-        raise
+    failed = (
+        writes.Tx()
+        .check("provider", ProviderModel, item.user_id, _PROVIDER_EXISTS, item.provider_key)
+        .put("key", item)
+        .commit()
+    )
+    if failed:
+        raise _unknown(item.provider_key)
+
+
+# The rules of the vault's writes.
+_STORED = ProviderKeyModel.provider_key.exists()
+_PROVIDER_EXISTS = ProviderModel.provider_key.exists()
 
 
 def _unknown(provider_key: str) -> Unprocessable:

@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalog, clock, config, dispatch, history, jobs, keys, notify, schedules
+from chalicelib import catalog, clock, config, dispatch, history, jobs, keys, notify, schedules, writes
 from chalicelib.providers import ModelTarget, RunSettings, run_model
 from chalicelib.providers.engine import failure_record
 from chalicelib.tables import JobModel, ScheduleModel
@@ -243,13 +243,12 @@ def _record_last_run(schedule: ScheduleModel, manual: bool) -> None:
     actions = [ScheduleModel.last_run.set(clock.iso(now))]
     if manual:
         actions.append(ScheduleModel.next_run.set(clock.iso(schedules.first_run(now, int(schedule.interval_hours)))))
-    try:
-        ScheduleModel(schedule.user_id, schedule.schedule_id).update(
-            actions=actions, condition=ScheduleModel.schedule_id.exists()
-        )
-    except UpdateError as err:
-        if err.cause_response_code != "ConditionalCheckFailedException":
-            raise  # deleted during the run: the run is saved, there is nothing to stamp
+    # False: deleted during the run; the run is saved, there is nothing to stamp.
+    writes.update_if(
+        ScheduleModel(schedule.user_id, schedule.schedule_id),
+        actions,
+        ScheduleModel.schedule_id.exists(),
+    )
 
 
 def _send(job: JobModel, event_type: str, **fields: Any) -> None:

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pynamodb.expressions.condition import Condition
-from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalog, clock, config
+from chalicelib import catalog, clock, config, writes
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.tables import ScheduleModel
 
@@ -117,7 +117,7 @@ def create(user_id: str, body: ScheduleCreate) -> dict[str, Any]:
         updated_at=clock.iso(now),
         due_shard=due_shard(schedule_id) if body.enabled else None,
     )
-    item.save(condition=ScheduleModel.schedule_id.does_not_exist())
+    writes.put_if(item, ScheduleModel.schedule_id.does_not_exist())  # a fresh uuid: always new
     return to_public(item)
 
 
@@ -150,22 +150,14 @@ def update(user_id: str, schedule_id: str, body: ScheduleUpdate) -> dict[str, An
     elif changes.get("enabled") is False:
         actions.append(ScheduleModel.due_shard.remove())
     item = ScheduleModel(user_id, schedule_id)
-    try:
-        item.update(actions=actions, condition=_EXISTS)
-    except UpdateError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            raise _not_found(schedule_id) from None
-        raise
+    if not writes.update_if(item, actions, _EXISTS):
+        raise _not_found(schedule_id)
     return to_public(item)
 
 
 def delete(user_id: str, schedule_id: str) -> None:
-    try:
-        ScheduleModel(user_id, schedule_id).delete(condition=_EXISTS)
-    except DeleteError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            raise _not_found(schedule_id) from None
-        raise
+    if not writes.delete_if(ScheduleModel(user_id, schedule_id), _EXISTS):
+        raise _not_found(schedule_id)
 
 
 # Updates and deletes act only on a schedule that exists (never upsert a deleted one).

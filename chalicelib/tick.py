@@ -13,9 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pynamodb.exceptions import TransactWriteError
-
-from chalicelib import clock, config, dispatch, jobs, schedules, tables
+from chalicelib import clock, config, dispatch, jobs, schedules, writes
 from chalicelib.tables import ScheduleModel
 
 log = logging.getLogger(__name__)
@@ -108,17 +106,18 @@ def claim(due: Due, now: datetime) -> str | None:
         job_id=job_id_for(due.schedule_id, due.next_run),
         schedule_id=due.schedule_id,
     )
-    try:
-        with tables.transact_write() as tx:
-            tx.update(
-                ScheduleModel(due.user_id, due.schedule_id),
-                actions=[ScheduleModel.next_run.set(clock.iso(following))],
-                condition=schedules.still_due_at(due.next_run),
-            )
-            jobs.add_to_transaction(tx, job)
-    except TransactWriteError as err:
-        if err.cause_response_code != "TransactionCanceledException":
-            raise
+    failed = (
+        writes.Tx()
+        .update(
+            "schedule",
+            ScheduleModel(due.user_id, due.schedule_id),
+            [ScheduleModel.next_run.set(clock.iso(following))],
+            schedules.still_due_at(due.next_run),
+        )
+        .put("job", job, jobs.NEW_JOB)
+        .commit()
+    )
+    if failed:
         return None
     jobs.announce_created(job)
     return job.job_id

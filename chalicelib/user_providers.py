@@ -14,9 +14,8 @@ from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from pynamodb.exceptions import TransactWriteError
 
-from chalicelib import catalog, clock, config, tables
+from chalicelib import catalog, clock, config, writes
 from chalicelib.catalog import ModelInfo, ProviderInfo
 from chalicelib.errors import Conflict, NotFound, Unprocessable
 from chalicelib.tables import ProviderKeyModel, ProviderModel
@@ -106,18 +105,17 @@ def delete_provider(user_id: str, provider_key: str) -> None:
     the same name (maybe at another URL) must not silently inherit it. 404 when the user has
     no such provider (built-ins and other users' providers included).
     """
-    try:
-        with tables.transact_write() as transaction:
-            transaction.delete(
-                ProviderModel(user_id, provider_key),
-                condition=ProviderModel.provider_key.exists(),
-            )
-            transaction.delete(ProviderKeyModel(user_id, provider_key))
-    except TransactWriteError as err:
-        reasons = err.cancellation_reasons or []
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
-            raise NotFound("Provider not found", {"provider_key": provider_key}) from None
-        raise
+    failed = (
+        writes.Tx()
+        .delete("provider", ProviderModel(user_id, provider_key), _EXISTS)
+        .delete("key", ProviderKeyModel(user_id, provider_key))
+        .commit()
+    )
+    if failed:
+        raise NotFound("Provider not found", {"provider_key": provider_key})
+
+
+_EXISTS = ProviderModel.provider_key.exists()
 
 
 def _check_provider_key(provider_key: str) -> None:

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from pynamodb.exceptions import TransactWriteError
 
-from chalicelib import jobs, notify, tables
+from chalicelib import jobs, notify, writes
 from chalicelib.errors import Conflict, NotFound, Unprocessable
 from chalicelib.jobs import reaper
 from chalicelib.tables import JobModel, SlotModel, UserModel
@@ -64,15 +63,12 @@ def test_a_duplicate_job_id_is_reported_not_overwritten(events):
     assert len(events.messages("job_created")) == 1
 
 
-def test_build_and_add_to_transaction_create_a_job_once(events):
+def test_a_built_job_put_as_new_is_created_once(events):
     job = jobs.build_job("benchmark", U1, {}, job_id="tick-job", schedule_id="s1")
-    with tables.transact_write() as tx:
-        jobs.add_to_transaction(tx, job)
+    assert writes.Tx().put("job", job, jobs.NEW_JOB).commit() == {}
     jobs.announce_created(job)
     again = jobs.build_job("benchmark", U1, {}, job_id="tick-job", schedule_id="s1")
-    with pytest.raises(TransactWriteError):
-        with tables.transact_write() as tx:
-            jobs.add_to_transaction(tx, again)
+    assert set(writes.Tx().put("job", again, jobs.NEW_JOB).commit()) == {"job"}
     assert status_of("tick-job") == "pending" and types(events) == ["job_created"]
 
 
@@ -95,8 +91,8 @@ def test_start_without_a_free_slot_queues_the_job(events):
     running_job()
     job = submit(U1)  # queued at submit already
     other = jobs.build_job("benchmark", U1, {}, job_id="pending-one")
-    with tables.transact_write() as tx:  # the tick's way: pending whatever the slot says
-        jobs.add_to_transaction(tx, other)
+    # the tick's way: pending whatever the slot says
+    assert writes.Tx().put("job", other, jobs.NEW_JOB).commit() == {}
     assert jobs.start(job.job_id) is None and status_of(job.job_id) == "queued"
     assert jobs.start("pending-one") is None and status_of("pending-one") == "queued"
     assert JobModel.get("pending-one").queued_user == U1

@@ -5,7 +5,7 @@ DESIGN §2 invariants live here, each kept by a DynamoDB condition (see `rules`)
 into or out of running), jobs move only along the allowed transitions, running jobs hold a
 lease the tick's `reap` enforces. Events go out through `chalicelib.notify`.
 
-    submit / build_job + add_to_transaction + announce_created   create (API / tick)
+    submit / build_job (+ NEW_JOB) + announce_created             create (API / tick)
     start → progress / heartbeat → finish                          the runner
     cancel, get_job, list_jobs, active_and_recent, to_public       the owner (REST / WS)
     reap                                                           the tick
@@ -13,7 +13,6 @@ lease the tick's `reap` enforces. Events go out through `chalicelib.notify`.
 """
 from chalicelib.jobs.lifecycle import (
     DuplicateJob,
-    add_to_transaction,
     announce_created,
     build_job,
     cancel,
@@ -39,6 +38,7 @@ from chalicelib.jobs.rules import (
     TIMEOUT_ERROR,
     InvalidTransition,
 )
+from chalicelib.jobs.rules import IS_NEW as NEW_JOB
 from chalicelib.jobs.views import (
     LimitsUpdate,
     active_and_recent,
@@ -57,6 +57,7 @@ __all__ = [
     "FAILED",
     "INTERRUPTED",
     "InvalidTransition",
+    "NEW_JOB",
     "LimitsUpdate",
     "PENDING",
     "QUEUED",
@@ -65,7 +66,6 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TIMEOUT_ERROR",
     "active_and_recent",
-    "add_to_transaction",
     "announce_created",
     "build_job",
     "cancel",

@@ -20,14 +20,12 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.update import Action
-from pynamodb.transactions import TransactWrite
 
-from chalicelib import clock
+from chalicelib import clock, writes
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.jobs import events, rules
-from chalicelib.jobs._tx import Tx
 from chalicelib.tables import JobModel, SlotModel
 
 _ATTEMPTS = 8  # rounds of "read, try the conditional write" before giving up on a hot item
@@ -93,8 +91,8 @@ def build_job(
     job_id: str | None = None,
     schedule_id: str | None = None,
 ) -> JobModel:
-    """A new pending job, not saved: the tick saves it in its own transaction
-    (`add_to_transaction`) together with the schedule it claims.
+    """A new pending job, not saved: the tick puts it (`rules.IS_NEW`) in the transaction
+    that claims its schedule.
 
     It carries `active_shard` and `lease_until` = the time the tick looks at it again if no
     runner has started it by then (its dispatch was lost)."""
@@ -113,12 +111,6 @@ def build_job(
         active_shard=rules.shard_of(job_id),
         lease_until=clock.iso(rules.redispatch_at(now)),
     )
-
-
-def add_to_transaction(tx: TransactWrite, job: JobModel) -> None:
-    """Put `job` in the caller's transaction, only if its id is new (a retried tick, or two
-    ticks claiming one due time, then fail the whole transaction instead of overwriting)."""
-    tx.save(job, condition=rules.IS_NEW)
 
 
 def announce_created(job: JobModel) -> None:
@@ -141,7 +133,7 @@ def submit(
     check fails is the job put as queued, with the user's queued count (2nd request)."""
     job = build_job(job_type, user_id, params, job_id=job_id, schedule_id=schedule_id)
     failed = (
-        Tx()
+        writes.Tx()
         .put("job", job, rules.IS_NEW)
         .check("slot", SlotModel, user_id, rules.slot_has_room())
         .commit()
@@ -150,7 +142,7 @@ def submit(
         job.status = rules.QUEUED
         job.queued_user = user_id
         failed = (
-            Tx()
+            writes.Tx()
             .put("job", job, rules.IS_NEW)
             .update("slot", SlotModel(user_id), [SlotModel.queued.add(1)])
             .commit()
@@ -198,7 +190,7 @@ def _take_slot(job: JobModel, now: datetime) -> dict:
     if seen == rules.QUEUED:
         slot_actions.append(SlotModel.queued.add(-1))
     failed = (
-        Tx()
+        writes.Tx()
         .update(
             "job",
             job,
@@ -228,7 +220,7 @@ def _enqueue(job: JobModel, now: datetime) -> bool:
     no job may wait in the queue while its user has room and nobody will wake it)."""
     lease = clock.iso(rules.redispatch_at(now))
     failed = (
-        Tx()
+        writes.Tx()
         .update(
             "job",
             job,
@@ -286,17 +278,7 @@ def _renew(job_id: str, actions: list[Action]) -> JobModel | None:
 
 def _update_if_running(job: JobModel, actions: list[Action]) -> bool:
     """One UpdateItem (ReturnValues ALL_NEW into `job`); False when the job is not running."""
-    try:
-        job.update(actions=actions, condition=rules.IS_RUNNING)
-    except UpdateError as err:
-        if _check_failed(err):
-            return False
-        raise
-    return True
-
-
-def _check_failed(err: PynamoDBException) -> bool:
-    return err.cause_response_code == "ConditionalCheckFailedException"
+    return writes.update_if(job, actions, rules.IS_RUNNING)
 
 
 # --- ending ---------------------------------------------------------------------------------
@@ -348,7 +330,7 @@ def finish(
     anyone_queued = False
     for _ in range(_ATTEMPTS):
         failed = (
-            Tx()
+            writes.Tx()
             .update(
                 "job",
                 JobModel(job_id),
@@ -426,7 +408,7 @@ def cancel(job_id: str, user_id: str) -> JobModel:
 
 def _cancel_waiting(job: JobModel, now: datetime) -> bool:
     seen = job.status
-    tx = Tx().update(
+    tx = writes.Tx().update(
         "job", job, ending_actions(rules.CANCELLED, now), rules.leaving(seen, rules.CANCELLED)
     )
     if seen == rules.QUEUED:

@@ -18,11 +18,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterator
 
-from pynamodb.exceptions import UpdateError
-
-from chalicelib import clock
+from chalicelib import clock, writes
 from chalicelib.jobs import events, lifecycle, rules
-from chalicelib.jobs._tx import Tx
 from chalicelib.tables import JobModel, SlotModel
 
 
@@ -68,7 +65,7 @@ def _end_running(job: JobModel, now: datetime) -> bool:
         (rules.FAILED, rules.TIMEOUT_ERROR) if timed_out else (rules.INTERRUPTED, rules.LEASE_LOST_ERROR)
     )
     failed = (
-        Tx()
+        writes.Tx()
         .update(
             "job",
             job,
@@ -88,13 +85,8 @@ def _end_running(job: JobModel, now: datetime) -> bool:
 def _postpone(job: JobModel, now: datetime) -> bool:
     """Push the re-dispatch time back, if nobody touched the job since we read it (then the
     one tick that did this is the one that dispatches it)."""
-    try:
-        job.update(
-            actions=[JobModel.lease_until.set(clock.iso(rules.redispatch_at(now)))],
-            condition=rules.IS[job.status] & rules.lease_is(job.lease_until),
-        )
-    except UpdateError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return writes.update_if(
+        job,
+        [JobModel.lease_until.set(clock.iso(rules.redispatch_at(now)))],
+        rules.IS[job.status] & rules.lease_is(job.lease_until),
+    )
