@@ -17,6 +17,7 @@ from chalicelib import (
     history,
     jobs,
     keys,
+    notify,
     payloads,
     schedules,
     ui_assets,
@@ -30,6 +31,8 @@ app.log.setLevel(logging.INFO)
 # Chalice 1.34 still marks WebSocket handlers experimental: without this opt-in, loading the
 # app (`chalice package`, `chalice local`, the dev stack) fails with ExperimentalFeatureError.
 app.experimental_feature_flags.update(["WEBSOCKETS"])
+# Job events reach the user's browser tabs through API Gateway's `@connections` API.
+notify.use(websocket.notifier)
 
 # Bodies are parsed by `payloads`, whatever the client says the type is: a curl without
 # `-H content-type` still gets a JSON answer, and bad JSON gets the app's error envelope.
@@ -185,8 +188,8 @@ def delete_provider(provider_key):
 
 @route("/api/jobs", methods=["GET"])
 def list_jobs():
-    statuses, limit = jobs.parse_list_query(app.current_request.query_params)
-    return {"jobs": [jobs.to_public(job) for job in jobs.list_jobs(user_id(), statuses, limit)]}
+    query = payloads.query(jobs.JobsQuery, app.current_request.query_params)
+    return {"jobs": [jobs.to_public(job) for job in jobs.list_jobs(user_id(), query)]}
 
 
 @route("/api/jobs/{job_id}", methods=["GET"])
@@ -212,13 +215,8 @@ def set_user_limits(target_user_id):
 
 @route("/api/history", methods=["GET"])
 def list_history():
-    query = app.current_request.query_params or {}
-    return history.list_runs(
-        user_id(),
-        source=query.get("source"),
-        limit=payloads.int_param(query, "limit", default=20),
-        cursor=query.get("cursor"),
-    )
+    query = payloads.query(history.HistoryQuery, app.current_request.query_params)
+    return history.list_runs(user_id(), query)
 
 
 @route("/api/history/{run_id}", methods=["GET"])

@@ -3,7 +3,7 @@
 A client costs ~20 ms to build and a Lambda container reuses it across invocations, but
 building one at import would tax every cold start, so each is made when first asked for.
 botocore clients are thread-safe once built; building them concurrently is not, hence the
-lock. Tests `reset()` when the environment a client was built from changes, or `put` a fake.
+lock. Tests `reset()` when the environment a client was built from changes.
 """
 from __future__ import annotations
 
@@ -27,11 +27,6 @@ def client(service: str, *, endpoint_url: str | None = None, config: Any = None)
                     service, endpoint_url=endpoint_url, config=config
                 )
     return found
-
-
-def put(service: str, fake: Any, *, endpoint_url: str | None = None) -> None:
-    with _lock:
-        _clients[(service, endpoint_url)] = fake
 
 
 def reset() -> None:

@@ -1,7 +1,8 @@
-"""Which providers and models exist for a user, what they cost, and how a name resolves.
+"""The built-in providers and models, what they cost, and how a model name resolves.
 
-Built-in providers are code; a user's own providers live in the `providers` table; the dev
-stack's `demo` provider appears when `DEMO_PROVIDER_URL` names its server. Prices are list
+Pure: no table is read here. Built-in providers are code; the dev stack's `demo` provider
+appears when `DEMO_PROVIDER_URL` names its server; a user's own providers come from
+`user_providers.providers_for`, which merges them with these. Prices are list
 prices in US$ per 1M tokens (input, output) as published by the providers in 2025; a user
 provider's models may override them. A model without a price costs 0 with `cost_known` false.
 """
@@ -12,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from chalicelib.errors import Unprocessable
+from chalicelib.errors import invalid
+from chalicelib.providers import ModelTarget
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class ProviderInfo:
     base_url: str
     models: tuple[ModelInfo, ...]
     builtin: bool = True
+    # A request without the user's key is refused by the provider (the runner then fails
+    # the model as `auth_failed` before sending anything).
+    requires_key: bool = False
     # Built-ins accept any model id (providers add models faster than this table grows);
     # user providers and the demo accept only the models they list.
     open_model_list: bool = False
@@ -49,21 +54,9 @@ class ProviderInfo:
             "kind": self.kind,
             "base_url": self.base_url,
             "builtin": self.builtin,
+            "requires_key": self.requires_key,
             "models": [m.public() for m in self.models],
         }
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """A schedule's model name bound to a provider: what the engine needs to call it."""
-
-    provider_key: str
-    kind: str
-    base_url: str
-    model: str  # the id sent to the API
-    name: str  # as the user wrote it
-    input_cost_per_mtok: float | None
-    output_cost_per_mtok: float | None
 
 
 def _models(*rows: tuple[str, float, float]) -> tuple[ModelInfo, ...]:
@@ -90,6 +83,7 @@ _BUILTINS: tuple[ProviderInfo, ...] = (
             ("o4-mini", 1.10, 4.40),
         ),
         open_model_list=True,
+        requires_key=True,
     ),
     ProviderInfo(
         "anthropic",
@@ -104,6 +98,7 @@ _BUILTINS: tuple[ProviderInfo, ...] = (
             ("claude-3-5-haiku-latest", 0.80, 4.0),
         ),
         open_model_list=True,
+        requires_key=True,
     ),
     ProviderInfo(
         "gemini",
@@ -116,6 +111,7 @@ _BUILTINS: tuple[ProviderInfo, ...] = (
             ("gemini-2.0-flash", 0.10, 0.40),
         ),
         open_model_list=True,
+        requires_key=True,
     ),
 )
 
@@ -144,22 +140,11 @@ def builtin_providers() -> list[ProviderInfo]:
     return providers
 
 
-def providers_for(user_id: str) -> dict[str, ProviderInfo]:
-    """Built-ins plus the user's own providers, by key."""
-    from chalicelib import user_providers
-
-    found = {p.key: p for p in builtin_providers()}
-    for provider in user_providers.load(user_id):
-        found.setdefault(provider.key, provider)
-    return found
-
-
-def resolve(name: str, providers: Mapping[str, ProviderInfo]) -> ResolvedModel:
+def resolve(name: str, providers: Mapping[str, ProviderInfo]) -> ModelTarget:
     """Bind `provider/model` or a bare catalog id to its provider; 422 naming it otherwise."""
     if not isinstance(name, str) or not MODEL_ID_PATTERN.fullmatch(name):
-        raise Unprocessable(
-            f"Invalid model id: {name!r}", {"field": "models", "model": name}
-        )
+        shown = str(name)[:100]
+        raise invalid("models", f"{shown!r} is not a model id (1-200 characters: letters, digits and . _ : @ + - /)", model=shown)
     provider_key, sep, model_id = name.partition("/")
     provider = providers.get(provider_key) if sep else None
     if provider is None:
@@ -169,17 +154,13 @@ def resolve(name: str, providers: Mapping[str, ProviderInfo]) -> ResolvedModel:
             (providers.get(p) for prefix, p in _PREFIXES if name.startswith(prefix)), None
         )
     if provider is None or not model_id:
-        raise Unprocessable(
-            f"Unknown model: {name!r} (use provider/model or a catalog id)",
-            {"field": "models", "model": name},
-        )
+        raise invalid("models", f"unknown model {name!r} (use provider/model or a catalog id)", model=name)
     info = provider.model(model_id)
     if info is None and not provider.open_model_list:
-        raise Unprocessable(
-            f"Unknown model: {name!r} (provider {provider.key!r} has no model {model_id!r})",
-            {"field": "models", "model": name},
+        raise invalid(
+            "models", f"unknown model {name!r} (provider {provider.key!r} has no model {model_id!r})", model=name
         )
-    return ResolvedModel(
+    return ModelTarget(
         provider_key=provider.key,
         kind=provider.kind,
         base_url=provider.base_url,
@@ -190,5 +171,5 @@ def resolve(name: str, providers: Mapping[str, ProviderInfo]) -> ResolvedModel:
     )
 
 
-def resolve_all(names: Iterable[str], providers: Mapping[str, ProviderInfo]) -> list[ResolvedModel]:
+def resolve_all(names: Iterable[str], providers: Mapping[str, ProviderInfo]) -> list[ModelTarget]:
     return [resolve(name, providers) for name in names]

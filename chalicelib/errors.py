@@ -50,7 +50,19 @@ class PayloadTooLarge(ApiError):
 
 
 class Unprocessable(ApiError):
+    """422: the request is well-formed but a field (or query parameter) is not acceptable.
+
+    `detail` is always a list of problems `{field, message, limit?, ...}`, so a client
+    reads every validation error of every route the same way."""
+
     status = 422
+
+
+def invalid(field: str, message: str, *, parameter: bool = False, **extra: object) -> Unprocessable:
+    """The 422 of one bad field (or query `parameter`), named with what is wrong."""
+    what = "query parameter" if parameter else "field"
+    problem = {"field": field, "message": message, **extra}
+    return Unprocessable(f"Invalid {what} '{field}': {message}", [problem])
 
 
 class TooManyRequests(ApiError):

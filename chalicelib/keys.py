@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import aws_clients, catalog, clock, config, payloads, writes
-from chalicelib.errors import NotFound, Unprocessable
+from chalicelib import aws_clients, clock, config, payloads, user_providers, writes
+from chalicelib.errors import NotFound, Unprocessable, invalid
 from chalicelib.tables import ProviderKeyModel, ProviderModel
 
 MAX_KEY_CHARS = 4096
@@ -105,7 +105,7 @@ def put_key(user_id: str, provider_key: str, value: str) -> dict[str, Any]:
     Validates again (not only at the route) so that no caller can store a bad key.
     """
     body = payloads.validate(KeyPut, {"provider_key": provider_key, "value": value})
-    provider = catalog.providers_for(user_id).get(body.provider_key)
+    provider = user_providers.providers_for(user_id).get(body.provider_key)
     if provider is None:
         raise _unknown(body.provider_key)
     item = ProviderKeyModel(
@@ -134,7 +134,7 @@ def list_keys(user_id: str) -> list[dict[str, Any]]:
     Keys left behind for a provider the user can no longer use are not listed.
     """
     stored = {item.provider_key: item for item in ProviderKeyModel.query(user_id)}
-    return [_public(key, stored.get(key)) for key in catalog.providers_for(user_id)]
+    return [_public(key, stored.get(key)) for key in user_providers.providers_for(user_id)]
 
 
 def get_api_key(user_id: str, provider_key: str) -> str | None:
@@ -173,10 +173,7 @@ _PROVIDER_EXISTS = ProviderModel.provider_key.exists()
 
 
 def _unknown(provider_key: str) -> Unprocessable:
-    return Unprocessable(
-        f"Unknown provider: {provider_key!r}",
-        {"field": "provider_key", "provider_key": provider_key},
-    )
+    return invalid("provider_key", f"unknown provider {provider_key!r}", provider_key=provider_key)
 
 
 def _last4(value: str) -> str:

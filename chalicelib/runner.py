@@ -16,12 +16,12 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalog, clock, config, dispatch, history, jobs, keys, notify, schedules, writes
+from chalicelib import catalog, clock, config, dispatch, history, jobs, keys, notify, schedules, user_providers, writes
 from chalicelib.providers import ModelTarget, RunSettings, run_model
 from chalicelib.providers.engine import failure_record
 from chalicelib.tables import JobModel, ScheduleModel
@@ -92,6 +92,7 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
     run_id = history.save(history.NewRun(
         user_id=job.user_id,
         job_id=job.job_id,
+        started_at=job.started_at or clock.now_iso(),
         prompt=plan.settings.prompt,
         max_tokens=plan.settings.max_tokens,
         temperature=plan.settings.temperature,
@@ -122,17 +123,15 @@ def _schedule_still_wanted(job: JobModel, manual: bool) -> ScheduleModel | str:
 
 
 def _plan(user_id: str, schedule: ScheduleModel) -> _Plan:
-    providers = catalog.providers_for(user_id)
+    providers = user_providers.providers_for(user_id)
     targets: list[ModelTarget] = []
     unresolved: dict[str, dict[str, Any]] = {}
     for name in schedule.models:
         try:
-            resolved = catalog.resolve(name, providers)
+            targets.append(catalog.resolve(name, providers))
         except Exception as err:  # a user provider deleted since the schedule was saved
             target = ModelTarget(name.partition("/")[0], "openai", "", name, name)
             unresolved[name] = failure_record(target, "unknown_model", getattr(err, "error", str(err)))
-            continue
-        targets.append(ModelTarget(**asdict(resolved)))
     settings = RunSettings(
         prompt=schedule.prompt,
         max_tokens=int(schedule.max_tokens),

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pynamodb.expressions.condition import Condition
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalog, clock, config, writes
-from chalicelib.errors import NotFound, Unprocessable
+from chalicelib import catalog, clock, config, user_providers, writes
+from chalicelib.errors import NotFound, invalid
 from chalicelib.tables import ScheduleModel
 
 # The job type of a schedule's run, ticked or triggered.
@@ -23,7 +23,8 @@ JOB_TYPE = "scheduled_benchmark"
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 Prompt = Annotated[str, StringConstraints(min_length=1, max_length=50_000)]
-Models = Annotated[list[str], Field(min_length=1, max_length=20)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Models = Annotated[list[ModelName], Field(min_length=1, max_length=20)]
 MaxTokens = Annotated[int, Field(ge=1, le=128_000)]
 Temperature = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
 IntervalHours = Annotated[int, Field(ge=1, le=720)]
@@ -137,7 +138,7 @@ def get(user_id: str, schedule_id: str) -> ScheduleModel:
 def update(user_id: str, schedule_id: str, body: ScheduleUpdate) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     if not changes:
-        raise Unprocessable("Nothing to update: send at least one field", {"field": "body"})
+        raise invalid("body", "nothing to update: send at least one field")
     if "models" in changes:
         _check_models(user_id, changes["models"])
     now = clock.now()
@@ -186,9 +187,9 @@ def _check_models(user_id: str, models: list[str]) -> None:
     seen: set[str] = set()
     for name in models:
         if name in seen:
-            raise Unprocessable(f"Duplicate model: {name!r}", {"field": "models", "model": name})
+            raise invalid("models", f"{name!r} is listed twice", model=name)
         seen.add(name)
-    catalog.resolve_all(models, catalog.providers_for(user_id))
+    catalog.resolve_all(models, user_providers.providers_for(user_id))
 
 
 def _not_found(schedule_id: str) -> NotFound:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from chalicelib import catalog, clock, config, writes
 from chalicelib.catalog import ModelInfo, ProviderInfo
-from chalicelib.errors import Conflict, NotFound, Unprocessable
+from chalicelib.errors import Conflict, NotFound, Unprocessable, invalid
 from chalicelib.tables import ProviderKeyModel, ProviderModel
 
 PROVIDER_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -73,8 +73,17 @@ class ProviderBody(BaseModel):
 
 
 def load(user_id: str) -> list[ProviderInfo]:
-    """The user's own providers, sorted by key (what `catalog.providers_for` merges in)."""
+    """The user's own providers, sorted by key."""
     return [_info(item) for item in ProviderModel.query(user_id)]
+
+
+def providers_for(user_id: str) -> dict[str, ProviderInfo]:
+    """Every provider the user can use, by key: the built-ins, then their own (which can
+    never shadow a built-in: `put_provider` refuses those keys)."""
+    found = {p.key: p for p in catalog.builtin_providers()}
+    for provider in load(user_id):
+        found.setdefault(provider.key, provider)
+    return found
 
 
 def list_providers(user_id: str) -> list[dict[str, Any]]:
@@ -120,10 +129,10 @@ _EXISTS = ProviderModel.provider_key.exists()
 
 def _check_provider_key(provider_key: str) -> None:
     if not isinstance(provider_key, str) or not re.fullmatch(PROVIDER_KEY_PATTERN, provider_key):
-        raise Unprocessable(
-            "Invalid field 'provider_key': must be 1-64 characters of a-z, 0-9, _ and -, "
-            "starting with a letter or digit",
-            {"field": "provider_key", "provider_key": str(provider_key)[:100]},
+        raise invalid(
+            "provider_key",
+            "must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit",
+            provider_key=str(provider_key)[:100],
         )
     if provider_key in catalog.BUILTIN_KEYS:
         raise Conflict(
@@ -147,9 +156,7 @@ class EndpointRefused(Unprocessable):
     """A `base_url` the service will not call: 422 naming `base_url` and why."""
 
     def __init__(self, reason: str):
-        super().__init__(
-            f"Invalid field 'base_url': {reason}", {"field": "base_url", "message": reason}
-        )
+        super().__init__(f"Invalid field 'base_url': {reason}", [{"field": "base_url", "message": reason}])
         self.reason = reason
 
 
@@ -166,7 +173,7 @@ def check_endpoint(url: str) -> list[str]:
     engine appends paths to the URL), printable ASCII only (no IDN or percent tricks that
     decode to another host), no backslash (browsers and WHATWG read it as `/`).
 
-    Unless the stage is `local` or `ALLOW_PRIVATE_ENDPOINTS=true` (then [] is answered): the
+    Unless `ALLOW_PRIVATE_ENDPOINTS=true` (the local stack's setting; then [] is answered): the
     host must not be, nor resolve to, a loopback, private (RFC 1918, fc00::/7, CGNAT),
     link-local (169.254/16 with the 169.254.169.254 metadata service, fe80::/10),
     unspecified, multicast, reserved or otherwise non-global address, including IPv4
@@ -180,7 +187,7 @@ def check_endpoint(url: str) -> list[str]:
     to one of the addresses this returns rather than resolving the name a second time.
     """
     parts = _split(url)
-    if config.stage() == "local" or config.allow_private_endpoints():
+    if config.allow_private_endpoints():
         return []
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable
 
-from chalicelib import auth, aws_clients, connections
+from chalicelib import auth, aws_clients, connections, payloads
 from chalicelib.connections import Connection
 from chalicelib.errors import ApiError, Unauthorized
 
@@ -37,6 +37,7 @@ Message = dict[str, Any]
 Event = dict[str, Any]
 
 _MAX_JOB_ID_CHARS = 128
+MAX_MESSAGE_CHARS = 32 * 1024  # API Gateway allows 128 KB; no client message needs more
 _MAX_ECHO_CHARS = 64
 
 
@@ -110,10 +111,12 @@ def error(text: str, **fields: Any) -> Message:
 
 def handle(user_id: str, body: str | None) -> Message:
     """The reply to one client message; every failure is an `error` message, never raised."""
+    if body is not None and len(body) > MAX_MESSAGE_CHARS:
+        return error(f"Message too large (at most {MAX_MESSAGE_CHARS} characters)")
     try:
-        request = json.loads(body or "")
-    except ValueError:
-        return error("Invalid JSON")
+        request = payloads.loads(body or "")
+    except ApiError as err:
+        return error("Invalid JSON" if "not valid JSON" in err.error else err.error)
     if not isinstance(request, dict):
         return error('A message must be a JSON object like {"type": "ping"}')
     kind = request.get("type")

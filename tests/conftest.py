@@ -279,11 +279,24 @@ def lambda_invokes(aws):
 def recorded_events():
     """Every event the app sends to users' clients, in order."""
     from chalicelib import notify
+    from tests.recording import RecordingNotifier
 
-    recorder = notify.RecordingNotifier()
-    notify.use(recorder)
+    recorder = RecordingNotifier()
+    previous = notify.use(recorder)
     yield recorder
-    notify.use(None)
+    notify.use(previous)
+
+
+@pytest.fixture
+def events(aws, clock, monkeypatch, recorded_events):
+    """The job registry's tests: fresh tables, the frozen clock, and every event sent.
+
+    Also gives each test a clean memory of job owners (tests reuse job ids across moto
+    accounts, which production never does)."""
+    from chalicelib.jobs import lifecycle
+
+    monkeypatch.setattr(lifecycle, "_owners", lifecycle._Owners())
+    return recorded_events
 
 
 @pytest.fixture(scope="session")

@@ -6,17 +6,18 @@ import pytest
 from chalicelib import history
 
 
-def save(user_id: str, n: int, source: str = "schedule", minute: int = 0) -> str:
-    created = f"2026-11-30T10:{minute:02d}:{n:02d}.000000Z"
-    return history.save(
-        history.NewRun(
-            user_id=user_id, job_id=f"{n:032x}", prompt="p", max_tokens=8, temperature=0.5,
-            results=[{"model": "demo/fast", "success": True, "ttft_ms": 100.0}],
-            metadata={"source": source, "schedule_id": "s1", "schedule_name": "S", "job_id": f"{n:032x}"},
-            source=source,
-        ),
-        created_at=created,
+def new_run(user_id: str, n: int, source: str = "schedule", minute: int = 0) -> history.NewRun:
+    return history.NewRun(
+        user_id=user_id, job_id=f"{n:032x}", started_at=f"2026-11-30T10:{minute:02d}:{n:02d}.000000Z",
+        prompt="p", max_tokens=8, temperature=0.5,
+        results=[{"model": "demo/fast", "success": True, "ttft_ms": 100.0}],
+        metadata={"source": source, "schedule_id": "s1", "schedule_name": "S", "job_id": f"{n:032x}"},
+        source=source,
     )
+
+
+def save(user_id: str, n: int, source: str = "schedule", minute: int = 0) -> str:
+    return history.save(new_run(user_id, n, source, minute))
 
 
 def test_history_lists_newest_first_with_results(alice):
@@ -59,13 +60,22 @@ def test_cursor_pages_through_everything_once(alice):
         ("limit=101", 422, "limit"),
         ("limit=ten", 422, "limit"),
         ("source=cron", 422, "source"),
-        ("cursor=%%%", 400, "cursor"),
-        ("cursor=eyJyIjogMX0", 400, "cursor"),
+        ("cursor=%%%", 422, "cursor"),
+        ("cursor=eyJyIjogMX0", 422, "cursor"),
+        ("color=red", 422, "color"),
     ],
 )
 def test_bad_queries_name_the_parameter(alice, query, status, field):
     code, data = alice.get(f"/api/history?{query}")
-    assert code == status and data["detail"]["field"] == field
+    assert code == status and data["detail"][0]["field"] == field
+    assert data["error"].startswith(f"Invalid query parameter '{field}'")
+
+
+def test_a_bad_limit_answers_alike_in_jobs_and_history(alice):
+    jobs_answer = alice.get("/api/jobs?limit=ten")
+    history_answer = alice.get("/api/history?limit=ten")
+    assert jobs_answer == history_answer
+    assert jobs_answer[0] == 422 and jobs_answer[1]["detail"][0]["field"] == "limit"
 
 
 def test_get_and_delete_a_run(alice):
@@ -88,8 +98,9 @@ def test_another_users_run_is_404_and_their_cursor_shows_only_your_runs(alice, b
     assert alice.get(f"/api/history/{run_id}")[0] == 200
 
 
-def test_saving_a_run_twice_keeps_one(aws):
-    first = save("u1", 7)
-    second = save("u1", 7)
+def test_two_saves_of_a_jobs_run_seconds_apart_keep_one(aws, clock):
+    first = history.save(new_run("u1", 7))
+    clock.advance(seconds=2)
+    second = history.save(new_run("u1", 7))
     assert first == second
-    assert len(history.list_runs("u1")["runs"]) == 1
+    assert len(history.list_runs("u1", history.HistoryQuery())["runs"]) == 1

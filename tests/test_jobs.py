@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import jobs, notify, writes
+from chalicelib import jobs, notify, payloads, writes
 from chalicelib.errors import Conflict, NotFound, Unprocessable
 from chalicelib.jobs import reaper
 from chalicelib.tables import JobModel, SlotModel, UserModel
-from tests.test_jobs_support import counting_dynamodb_calls, events, slot, status_of  # noqa: F401
+from tests.items import slot, status_of
+from tests.recording import counting_dynamodb_calls
 
 U1, U2 = "user-1", "user-2"
 
@@ -440,16 +441,32 @@ def test_list_jobs_newest_first_filtered_and_limited(events, clock, monkeypatch)
         if i % 3 == 0:
             jobs.start(job.job_id)
     submit(U2)
-    assert [j.job_id for j in jobs.list_jobs(U1, None, 100)] == ids[::-1]
-    running = [j.job_id for j in jobs.list_jobs(U1, ["running"], 4)]
+    assert [j.job_id for j in jobs.list_jobs(U1, query(limit=100))] == ids[::-1]
+    running = [j.job_id for j in jobs.list_jobs(U1, query(status="running", limit=4))]
     assert running == [ids[i] for i in (27, 24, 21, 18)]
-    assert len(jobs.list_jobs(U1, ["running", "pending"], 100)) == 30
+    assert len(jobs.list_jobs(U1, query(status="running,pending", limit=100))) == 30
+    ended = [j.job_id for j in jobs.list_jobs(U1, query(status="done,running", limit=100))]
+    assert ended == [ids[i] for i in range(27, -1, -3)]
 
 
-@pytest.mark.parametrize("statuses, limit, field", [(["runing"], 20, "status"), (None, 0, "limit"), (None, 101, "limit")])
-def test_list_jobs_refuses_bad_arguments_naming_them(events, statuses, limit, field):
+def query(**params) -> jobs.JobsQuery:
+    return payloads.query(jobs.JobsQuery, {k: str(v) for k, v in params.items()})
+
+
+def test_live_statuses_are_listed_from_the_live_index_only(events, monkeypatch):
+    live, user = JobModel.live.query, JobModel.by_user.query
+    read: list[str] = []
+    monkeypatch.setattr(JobModel.live, "query", lambda *a, **k: read.append("live") or live(*a, **k))
+    monkeypatch.setattr(JobModel.by_user, "query", lambda *a, **k: read.append("user") or user(*a, **k))
+    job = submit()
+    assert [j.job_id for j in jobs.list_jobs(U1, query(status="pending,queued"))] == [job.job_id]
+    assert read == ["live"]
+
+
+@pytest.mark.parametrize("params, field", [({"status": "runing"}, "status"), ({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"limit": "ten"}, "limit"), ({"stat": "x"}, "stat")])
+def test_list_jobs_refuses_bad_arguments_naming_them(params, field):
     with pytest.raises(Unprocessable) as caught:
-        jobs.list_jobs(U1, statuses, limit)
+        query(**params)
     assert caught.value.detail[0]["field"] == field
 
 
@@ -513,10 +530,10 @@ def test_lowering_the_limit_stops_new_starts_until_enough_finish(events):
 
 
 @pytest.mark.parametrize("value", [0, 21, True, "3", 2.5])
-def test_set_limit_refuses_values_outside_1_to_20(events, value):
-    make_user(U1)
-    with pytest.raises(Unprocessable):
-        jobs.set_limit(U1, value)
+def test_limits_refuse_values_outside_1_to_20(value):
+    with pytest.raises(Unprocessable) as caught:
+        payloads.validate(jobs.LimitsUpdate, {"max_concurrent": value})
+    assert caught.value.detail[0]["field"] == "max_concurrent"
 
 
 def test_set_limit_of_an_unknown_user_is_not_found(events):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import jobs
-from tests.test_jobs_support import events, slot  # noqa: F401
+from tests.items import slot
 
 JOB_FIELDS = {
     "id", "job_type", "status", "progress_pct", "progress_detail", "schedule_id",

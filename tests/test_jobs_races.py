@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib import jobs
 from chalicelib.tables import JobModel, UserModel
-from tests.test_jobs_support import events, slot, status_of  # noqa: F401
+from tests.items import slot, status_of
 
 USER = "racer"
 
@@ -151,7 +151,7 @@ def test_a_renewal_racing_the_reaper_either_wins_or_learns_it_lost(events, clock
         stop, _ = in_threads(2, lambda i: jobs.heartbeat(job.job_id) if i == 0 else jobs.reap(clock()))
         interrupted = status_of(job.job_id) == "interrupted"
         assert stop is interrupted  # the runner is told to stop exactly when it was reaped
-        running = sum(status_of(j.job_id) == "running" for j in jobs.list_jobs(USER, None, 100))
+        running = sum(status_of(j.job_id) == "running" for j in jobs.list_jobs(USER, jobs.JobsQuery(limit=100)))
         assert slot(USER)["active"] == running
 
 

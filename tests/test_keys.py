@@ -127,7 +127,7 @@ def test_unknown_provider_is_422_naming_it(alice, bob, provider_key, seen):
     bob.put("/api/providers/myvllm", VLLM)
     status, data = call(alice, seen, "PUT", "/api/keys", {"provider_key": provider_key, "value": SECRET})
     assert status == 422
-    assert data["detail"]["field"] == "provider_key"
+    assert data["detail"][0]["field"] == "provider_key"
     assert provider_key in data["error"]
     assert not any(SECRET in body for body in seen)
     assert raw_item(alice.id, provider_key) == {}
@@ -135,14 +135,14 @@ def test_unknown_provider_is_422_naming_it(alice, bob, provider_key, seen):
 
 def test_a_key_is_not_saved_for_a_provider_deleted_meanwhile(alice, monkeypatch):
     """put_key reads the provider list, then delete_provider wins the race: no orphan key."""
-    from chalicelib import catalog
+    from chalicelib import user_providers
     from chalicelib.catalog import ModelInfo, ProviderInfo
 
     ghost = ProviderInfo("myvllm", "openai", "http://8.8.8.8/v1", (ModelInfo("llama-3"),), builtin=False)
-    real = catalog.providers_for
-    monkeypatch.setattr(catalog, "providers_for", lambda user_id: {**real(user_id), "myvllm": ghost})
+    real = user_providers.providers_for
+    monkeypatch.setattr(user_providers, "providers_for", lambda user_id: {**real(user_id), "myvllm": ghost})
     status, data = alice.put("/api/keys", {"provider_key": "myvllm", "value": SECRET})
-    assert status == 422 and data["detail"]["field"] == "provider_key"
+    assert status == 422 and data["detail"][0]["field"] == "provider_key"
     assert raw_item(alice.id, "myvllm") == {}
 
 

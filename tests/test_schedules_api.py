@@ -166,13 +166,13 @@ def test_limits_are_named_in_the_error(alice):
 def test_unknown_models_are_422_naming_the_model(alice, model):
     status, data = alice.post("/api/schedules", {**SEED_CREATE, "models": ["gpt-4o", model]})
     assert status == 422
-    assert data["detail"]["model"] == model
+    assert data["detail"][0]["model"] == model
     assert repr(model) in data["error"]
 
 
 def test_duplicate_models_are_refused(alice):
     status, data = alice.post("/api/schedules", {**SEED_CREATE, "models": ["gpt-4o", "gpt-4o"]})
-    assert status == 422 and data["detail"]["model"] == "gpt-4o"
+    assert status == 422 and data["detail"][0]["model"] == "gpt-4o"
 
 
 def test_empty_update_is_refused(alice):

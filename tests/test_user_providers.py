@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from chalicelib import config, keys, user_providers
+from chalicelib import keys, user_providers
 from chalicelib.tables import ProviderModel
 
 PUBLIC_IP = "93.184.216.34"
@@ -81,6 +81,7 @@ def test_put_answers_ok_and_the_provider(alice):
             "kind": "openai",
             "base_url": "https://vllm.example.com/v1",
             "builtin": False,
+            "requires_key": False,
             "models": [
                 {"id": "llama-3", "input_cost_per_mtok": 0.1, "output_cost_per_mtok": 0.2},
                 {
@@ -102,7 +103,8 @@ def test_list_shows_builtins_then_own(alice):
     builtins = [p for p in data["providers"] if p["builtin"]]
     assert all(p["models"] and p["base_url"].startswith("https://") for p in builtins)
     assert {m["id"] for m in builtins[0]["models"]} >= {"gpt-4o-mini", "gpt-4.1"}
-    assert set(data["providers"][0]) == {"provider_key", "kind", "base_url", "builtin", "models"}
+    assert set(data["providers"][0]) == {"provider_key", "kind", "base_url", "builtin", "requires_key", "models"}
+    assert [p["requires_key"] for p in data["providers"]] == [True, True, True, False]
 
 
 def test_demo_is_listed_where_the_stack_provides_it(alice, monkeypatch):
@@ -171,7 +173,7 @@ def test_builtin_keys_cannot_be_overwritten(alice, key):
 def test_bad_provider_keys_are_422(alice, key):
     status, data = put(alice, key=key)
     assert status == 422, data
-    assert data["detail"]["field"] == "provider_key"
+    assert data["detail"][0]["field"] == "provider_key"
 
 
 @pytest.mark.parametrize("key", ["a", "0", "my-vllm_2", "a" * 64])
@@ -287,11 +289,16 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("url", REFUSED)
-def test_private_endpoints_are_refused(alice, url):
-    status, data = put(alice, base_url=url)
+def test_private_endpoints_are_refused(url):
+    with pytest.raises(user_providers.EndpointRefused):
+        user_providers.check_endpoint(url)
+
+
+def test_a_refused_endpoint_is_a_422_naming_base_url_and_nothing_is_stored(alice):
+    status, data = put(alice, base_url="http://169.254.169.254/latest/meta-data")
     assert status == 422, data
-    assert data["detail"]["field"] == "base_url"
-    assert "base_url" in data["error"] and data["detail"]["message"] in data["error"]
+    assert data["detail"] == [{"field": "base_url", "message": "host '169.254.169.254' is a link-local address (cloud metadata lives there)"}]
+    assert data["error"] == f"Invalid field 'base_url': {data['detail'][0]['message']}"
     assert own(alice) == {}
 
 
@@ -327,11 +334,10 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("url, why", MALFORMED)
-def test_malformed_urls_are_refused_saying_why(alice, url, why):
-    status, data = put(alice, base_url=url)
-    assert status == 422, data
-    assert data["detail"]["field"] == "base_url"
-    assert why in data["error"]
+def test_malformed_urls_are_refused_saying_why(url, why):
+    with pytest.raises(user_providers.EndpointRefused) as refused:
+        user_providers.check_endpoint(url)
+    assert why in refused.value.reason
 
 
 @pytest.mark.parametrize(
@@ -345,37 +351,30 @@ def test_malformed_urls_are_refused_saying_why(alice, url, why):
         "https://vllm.example.com./v1",
     ],
 )
-def test_public_endpoints_are_accepted(alice, url):
-    status, data = put(alice, base_url=url)
+def test_public_endpoints_are_accepted(url):
+    assert user_providers.check_endpoint(url)
+
+
+def test_a_public_endpoint_is_stored_as_given(alice):
+    status, data = put(alice, base_url="https://API.EXAMPLE.COM/v1/")
     assert status == 200, data
-    assert data["provider"]["base_url"] == url
+    assert data["provider"]["base_url"] == "https://API.EXAMPLE.COM/v1/"
 
 
-def test_literal_addresses_need_no_dns(alice, fake_dns):
-    put(alice, base_url="http://2130706433/")
-    put(alice, base_url="http://[::1]/")
-    put(alice, base_url="http://8.8.8.8/")
+def test_literal_addresses_need_no_dns(fake_dns):
+    for url in ("http://2130706433/", "http://[::1]/", "http://8.8.8.8/"):
+        try:
+            user_providers.check_endpoint(url)
+        except user_providers.EndpointRefused:
+            pass
     assert fake_dns == []
 
 
-def _use_stage(monkeypatch, stage: str) -> None:
-    """Act as `stage`. Patched, not set in STAGE: the test client re-applies the stage's
-    environment on each request. Table names stay the ones this test's moto holds."""
-    for table, env in config.TABLE_ENV.items():
-        monkeypatch.setenv(env, config.table_name(table))
-    monkeypatch.setattr(config, "stage", lambda: stage)
-
-
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://localhost:11434/v1", "http://192.168.1.10/v1"])
-def test_stage_local_allows_private_endpoints(alice, monkeypatch, url):
-    _use_stage(monkeypatch, "local")
-    assert put(alice, base_url=url)[0] == 200
-
-
-@pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_other_stages_refuse_private_endpoints(alice, monkeypatch, stage):
-    _use_stage(monkeypatch, stage)
-    assert put(alice, base_url="http://127.0.0.1:8000/v1")[0] == 422
+@pytest.mark.parametrize("stage", ["local", "dev", "prod"])
+def test_private_endpoints_are_refused_whatever_the_stage(monkeypatch, stage):
+    monkeypatch.setenv("STAGE", stage)
+    with pytest.raises(user_providers.EndpointRefused):
+        user_providers.check_endpoint("http://127.0.0.1:8000/v1")
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://internal.example.com/v1", "http://[::1]/"])
@@ -415,8 +414,8 @@ def test_check_endpoint_sees_dns_change_at_request_time(aws_env, monkeypatch):
     assert "link-local" in refused.value.reason
 
 
-def test_check_endpoint_is_skipped_on_stage_local(aws_env, monkeypatch, fake_dns):
-    monkeypatch.setenv("STAGE", "local")
+def test_check_endpoint_vets_nothing_where_private_endpoints_are_allowed(aws_env, monkeypatch, fake_dns):
+    monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "true")
     assert user_providers.check_endpoint("http://127.0.0.1:8503/v1") == []
     assert fake_dns == []
 
@@ -456,13 +455,13 @@ def test_schedule_may_name_own_provider_model(alice, bob):
 
     status, data = bob.post("/api/schedules", {**SCHEDULE, "models": ["myvllm/llama-3"]})
     assert status == 422
-    assert data["detail"]["model"] == "myvllm/llama-3"
+    assert data["detail"][0]["model"] == "myvllm/llama-3"
 
 
 def test_schedule_may_not_name_an_unlisted_model_or_a_deleted_provider(alice):
     put(alice)
     status, data = alice.post("/api/schedules", {**SCHEDULE, "models": ["myvllm/other"]})
-    assert status == 422 and data["detail"]["model"] == "myvllm/other"
+    assert status == 422 and data["detail"][0]["model"] == "myvllm/other"
     alice.delete("/api/providers/myvllm")
     status, data = alice.post("/api/schedules", {**SCHEDULE, "models": ["myvllm/llama-3"]})
     assert status == 422

@@ -345,6 +345,9 @@ def test_cancel_of_an_ended_job_is_an_error(clock, alice):
         ('{"type": 7}', "Unknown message type: '7' (expected ping, sync or cancel)"),
         ('{"type": "cancel"}', "job_id is required (a string)"),
         ('{"type": "cancel", "job_id": 12}', "job_id is required (a string)"),
+        pytest.param("[" * 30_000, "JSON nests too deeply (at most 32 levels)", id="deep"),
+        pytest.param('{"type": "ping", "x": ' + "[" * 40 + "]" * 40 + "}", "JSON nests too deeply (at most 32 levels)", id="nested"),
+        pytest.param('{"type": "ping", "pad": "' + "x" * 40_000 + '"}', "Message too large (at most 32768 characters)", id="large"),
     ],
 )
 def test_malformed_messages_get_an_error_and_the_connection_stays(clock, alice, body, error):
@@ -406,12 +409,10 @@ def test_disconnect_of_an_unknown_connection_does_nothing(clock, alice):
 # --- the notifier -------------------------------------------------------------------------------
 
 
-def test_the_api_gateway_notifier_is_notifys_default():
+def test_the_app_sends_events_through_the_api_gateway_notifier():
+    import app  # noqa: F401 - every Lambda imports app, which wires the notifier
+
     assert notify.current() is websocket.notifier
-    previous = notify.use(notify.RecordingNotifier())
-    notify.use(None)
-    assert notify.current() is websocket.notifier
-    notify.use(previous)
 
 
 def test_send_to_user_reaches_every_connection_of_the_user_and_no_other(clock, alice, bob):
@@ -425,8 +426,25 @@ def test_send_to_user_reaches_every_connection_of_the_user_and_no_other(clock, a
     assert posted(theirs) == []
 
 
-def test_send_to_user_without_connections_does_nothing(clock, alice):
+def test_send_to_user_without_connections_posts_nothing(clock, alice, bob, management_api):
+    fake = management_api(FakeManagementApi(gone=set()))
+    theirs = connected(bob.token)
+
     websocket.notifier.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})
+
+    assert fake.sent == {} and fake.probed == []
+    assert connections.get(theirs) is not None and counter(bob.id) == 1
+
+
+@pytest.fixture
+def management_api(monkeypatch):
+    """Install a fake `@connections` API (API Gateway's 410s and 500s on demand)."""
+
+    def install(fake: "FakeManagementApi") -> "FakeManagementApi":
+        monkeypatch.setattr(websocket, "management_client", lambda endpoint: fake)
+        return fake
+
+    return install
 
 
 class FakeManagementApi:
@@ -435,6 +453,7 @@ class FakeManagementApi:
     def __init__(self, gone: set[str], failing: set[str] = frozenset()):
         self.gone, self.failing = gone, failing
         self.sent: dict[str, list[dict]] = {}
+        self.probed: list[str] = []
         self._lock = threading.Lock()
 
     def _answer(self, connection_id: str, operation: str) -> None:
@@ -458,14 +477,16 @@ class FakeManagementApi:
         return {}
 
     def get_connection(self, ConnectionId: str) -> dict:
+        with self._lock:
+            self.probed.append(ConnectionId)
         self._answer(ConnectionId, "GetConnection")
         return {"ConnectedAt": "2026-11-30T09:00:00Z", "Identity": {"SourceIp": "192.0.2.1"}}
 
 
-def test_a_gone_connection_is_deleted_when_a_send_finds_it(clock, alice):
+def test_a_gone_connection_is_deleted_when_a_send_finds_it(clock, alice, management_api):
     alive, gone = connected(alice.token), connected(alice.token)
     fake = FakeManagementApi(gone={gone})
-    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=fake)
+    management_api(fake)
 
     notify.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})
 
@@ -476,19 +497,19 @@ def test_a_gone_connection_is_deleted_when_a_send_finds_it(clock, alice):
     assert counter(alice.id) == 1
 
 
-def test_a_reply_to_a_gone_connection_deletes_it(clock, alice):
+def test_a_reply_to_a_gone_connection_deletes_it(clock, alice, management_api):
     connection_id = connected(alice.token)
-    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=FakeManagementApi(gone={connection_id}))
+    management_api(FakeManagementApi(gone={connection_id}))
 
     message(connection_id, '{"type": "ping"}')
 
     assert connections.get(connection_id) is None
 
 
-def test_other_post_errors_are_swallowed_and_keep_the_connection(clock, alice, caplog):
+def test_other_post_errors_are_swallowed_and_keep_the_connection(clock, alice, management_api, caplog):
     failing, alive = connected(alice.token), connected(alice.token)
     fake = FakeManagementApi(gone=set(), failing={failing})
-    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=fake)
+    management_api(fake)
 
     websocket.notifier.send_to_user(alice.id, {"type": "job_failed", "job_id": "j1", "error": "e"})
 
@@ -498,21 +519,22 @@ def test_other_post_errors_are_swallowed_and_keep_the_connection(clock, alice, c
     assert "job_failed" not in caplog.text  # logs name the failure, not the message
 
 
-def test_the_notifier_never_raises_even_when_dynamodb_fails(clock, alice, monkeypatch):
+def test_the_notifier_never_raises_even_when_dynamodb_fails(clock, alice, monkeypatch, caplog):
     def broken(user_id):
         raise RuntimeError("DynamoDB is down")
 
     monkeypatch.setattr(connections, "of_user", broken)
 
-    websocket.notifier.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})
+    assert websocket.notifier.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"}) is None
+    assert f"events for {alice.id} not sent" in caplog.text and "RuntimeError" in caplog.text
 
 
 # --- the heal asks API Gateway about older connections ----------------------------------------
 
 
-def test_at_the_limit_connections_api_gateway_calls_gone_are_removed(clock, alice):
+def test_at_the_limit_connections_api_gateway_calls_gone_are_removed(clock, alice, management_api):
     ids = [connected(alice.token) for _ in range(5)]
-    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=FakeManagementApi(gone={ids[0], ids[3]}))
+    management_api(FakeManagementApi(gone={ids[0], ids[3]}))
     clock.advance(seconds=11)  # past the handshake/GSI settle margin
 
     fresh = connected(alice.token)
@@ -521,9 +543,9 @@ def test_at_the_limit_connections_api_gateway_calls_gone_are_removed(clock, alic
     assert counter(alice.id) == 4
 
 
-def test_young_connections_are_never_probed_away(clock, alice):
+def test_young_connections_are_never_probed_away(clock, alice, management_api):
     ids = [connected(alice.token) for _ in range(5)]
-    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=FakeManagementApi(gone=set(ids)))  # mid-handshake: 410 too
+    management_api(FakeManagementApi(gone=set(ids)))  # mid-handshake: 410 too
 
     _, answer = connect(alice.token)
 
@@ -531,9 +553,9 @@ def test_young_connections_are_never_probed_away(clock, alice):
     assert len(records(alice.id)) == 5
 
 
-def test_a_probe_that_fails_otherwise_keeps_the_connection(clock, alice):
+def test_a_probe_that_fails_otherwise_keeps_the_connection(clock, alice, management_api):
     ids = [connected(alice.token) for _ in range(5)]
-    aws_clients.put("apigatewaymanagementapi", endpoint_url=ENDPOINT, fake=FakeManagementApi(gone=set(), failing=set(ids)))
+    management_api(FakeManagementApi(gone=set(), failing=set(ids)))
     clock.advance(seconds=11)
 
     _, answer = connect(alice.token)

@@ -44,7 +44,7 @@ from chalicelib.jobs.views import (
     active_and_recent,
     get_job,
     list_jobs,
-    parse_list_query,
+    JobsQuery,
     set_limit,
     to_public,
 )
@@ -74,7 +74,7 @@ __all__ = [
     "heartbeat",
     "list_jobs",
     "next_queued",
-    "parse_list_query",
+    "JobsQuery",
     "progress",
     "reap",
     "set_limit",

@@ -1,12 +1,12 @@
 """Reading jobs for their owner (REST and the WebSocket `sync`), and the per-user limit."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Iterable, Mapping
+from typing import Annotated, Any, Iterable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pynamodb.expressions.condition import Condition
 
-from chalicelib.errors import NotFound, Unprocessable
+from chalicelib.errors import NotFound
 from chalicelib.jobs import lifecycle, rules
 from chalicelib.tables import JobModel, SlotModel
 
@@ -49,13 +49,38 @@ def get_job(job_id: str, user_id: str) -> JobModel:
     return job
 
 
-def list_jobs(user_id: str, statuses: list[str] | None = None, limit: int = DEFAULT_LIST) -> list[JobModel]:
-    """The user's jobs, newest first, optionally only some statuses; pages through the
-    `user` GSI until `limit` jobs matched (a status filter may leave pages nearly empty)."""
-    _check_statuses(statuses)
-    if not 1 <= limit <= MAX_LIST:
-        raise _bad_param("limit", f"must be between 1 and {MAX_LIST}")
-    return _newest(user_id, _status_in(statuses), limit)
+class JobsQuery(BaseModel):
+    """`GET /api/jobs?status=running,queued&limit=20`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: list[str] | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_LIST)] = DEFAULT_LIST
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()] or None
+        for status in value or []:
+            if status not in rules.STATUSES:
+                raise ValueError(f"unknown status {status[:32]!r} (one of: {', '.join(rules.STATUSES)})")
+        return value
+
+
+def list_jobs(user_id: str, query: JobsQuery) -> list[JobModel]:
+    """The user's jobs, newest first, optionally only some statuses.
+
+    Live statuses only (pending, queued, running) read the sparse `live` GSI, whose size is
+    the user's live jobs; others page through the `user` GSI until `limit` jobs matched."""
+    statuses = query.status
+    if statuses and set(statuses) <= rules.ACTIVE_STATUSES:
+        return list(
+            JobModel.live.query(
+                user_id, scan_index_forward=False, filter_condition=_status_in(statuses), limit=query.limit
+            )
+        )
+    return _newest(user_id, _status_in(statuses), query.limit)
 
 
 def active_and_recent(user_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -72,33 +97,10 @@ def active_and_recent(user_id: str) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def parse_list_query(params: Mapping[str, str] | None) -> tuple[list[str] | None, int]:
-    """`?status=running,queued&limit=20` → (statuses, limit); a 422 naming the bad param."""
-    params = params or {}
-    statuses = None
-    raw_status = params.get("status")
-    if raw_status is not None:
-        statuses = [part.strip() for part in raw_status.split(",") if part.strip()] or None
-        _check_statuses(statuses)
-    raw_limit = params.get("limit")
-    limit = DEFAULT_LIST
-    if raw_limit is not None:
-        try:
-            limit = int(raw_limit)
-        except ValueError:
-            raise _bad_param("limit", "must be an integer") from None
-        if not 1 <= limit <= MAX_LIST:
-            raise _bad_param("limit", f"must be between 1 and {MAX_LIST}")
-    return statuses, limit
-
-
-def set_limit(user_id: str, max_concurrent: Any) -> dict[str, Any]:
-    """Set how many jobs the user may run at once. Lowering it below the running count
-    stops new starts until enough finish; running jobs are not touched."""
-    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
-        raise _bad_field("max_concurrent", "must be an integer")
-    if not MIN_LIMIT <= max_concurrent <= MAX_LIMIT:
-        raise _bad_field("max_concurrent", f"must be between {MIN_LIMIT} and {MAX_LIMIT}")
+def set_limit(user_id: str, max_concurrent: int) -> dict[str, Any]:
+    """Set how many jobs the user may run at once (validated by `LimitsUpdate`). Lowering
+    it below the running count stops new starts until enough finish; running jobs are not
+    touched."""
     from chalicelib import auth  # the users table's owner says whether the user exists
 
     auth.get_user(user_id)
@@ -121,21 +123,3 @@ def _newest(user_id: str, condition: Condition | None, limit: int | None) -> lis
 def _status_in(statuses: Iterable[str] | None) -> Condition | None:
     statuses = list(statuses or [])
     return JobModel.status.is_in(*statuses) if statuses else None
-
-
-def _check_statuses(statuses: list[str] | None) -> None:
-    unknown = [s for s in statuses or [] if s not in rules.STATUSES]
-    if unknown:
-        raise _bad_param(
-            "status", f"unknown status '{unknown[0]}' (one of: {', '.join(rules.STATUSES)})"
-        )
-
-
-def _bad_param(name: str, message: str) -> Unprocessable:
-    return Unprocessable(
-        f"Invalid query parameter '{name}': {message}", [{"field": name, "message": message}]
-    )
-
-
-def _bad_field(name: str, message: str) -> Unprocessable:
-    return Unprocessable(f"Invalid field '{name}': {message}", [{"field": name, "message": message}])
