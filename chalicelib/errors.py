@@ -11,10 +11,18 @@ from typing import Any
 class ApiError(Exception):
     status = 400
 
-    def __init__(self, error: str, detail: Any = None, *, status: int | None = None):
+    def __init__(
+        self,
+        error: str,
+        detail: Any = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(error)
         self.error = error
         self.detail = detail
+        self.headers = headers or {}
         if status is not None:
             self.status = status
 

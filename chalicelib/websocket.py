@@ -72,10 +72,8 @@ def connect(event: Event) -> Connection:
     token = (event.get("queryStringParameters") or {}).get("token")
     if not token:
         raise Unauthorized("Missing token")
-    claims = auth.verify_token(token)
-    return connections.register(
-        _connection_id(event), claims["sub"], endpoint_of(event), is_gone=is_gone
-    )
+    user = auth.user_of(auth.verify_token(token))
+    return connections.register(_connection_id(event), user.id, endpoint_of(event), is_gone=is_gone)
 
 
 def disconnect(event: Event) -> None:

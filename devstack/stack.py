@@ -137,9 +137,6 @@ class Stack:
         from chalice.cli.factory import CLIFactory
         from chalice.local import create_local_server
 
-        from devstack.apigateway import emulate_authorizer_errors
-
-        emulate_authorizer_errors()
         config = CLIFactory(project_dir=str(ROOT)).create_config_obj(chalice_stage_name="local")
         server = create_local_server(
             config.chalice_app, config, self.config.host, self.config.rest_port

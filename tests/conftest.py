@@ -139,13 +139,11 @@ def clock():
 
 @pytest.fixture
 def client(aws):
-    """`chalice.test.Client` on the app, with API Gateway's authorizer semantics."""
+    """`chalice.test.Client` on the app."""
     from chalice.test import Client
 
     from app import app
-    from devstack.apigateway import emulate_authorizer_errors
 
-    emulate_authorizer_errors()
     with Client(app, stage_name="test") as test_client:
         yield test_client
 

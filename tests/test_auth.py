@@ -161,15 +161,27 @@ def _bad_tokens(user_id: str, now: int) -> dict[str, str]:
 def test_bad_tokens_are_refused_with_401(alice, case, clock):
     token = _bad_tokens(alice.id, int(clock().timestamp()))[case]
     status, data = alice.get("/api/schedules", headers={"Authorization": f"Bearer {token}"})
-    assert status == 401
-    assert data == {"message": "Unauthorized"}
+    assert (status, data) == (401, {"error": "Invalid or expired token"})
 
 
 @pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic abc", "Token xyz"])
 def test_missing_or_non_bearer_authorization_is_401(anonymous, header):
     headers = {} if header is None else {"Authorization": header}
-    status, _ = anonymous.get("/api/schedules", headers=headers)
-    assert status == 401
+    status, data = anonymous.get("/api/schedules", headers=headers)
+    assert (status, data) == (401, {"error": "Missing bearer token"})
+
+
+def test_a_token_of_a_user_who_no_longer_exists_is_refused(alice):
+    from chalicelib.tables import UserModel
+
+    UserModel(alice.id).delete()
+    assert alice.get("/api/schedules") == (401, {"error": "Invalid or expired token"})
+
+
+def test_a_token_naming_a_claim_item_is_refused(alice, clock):
+    now = int(clock().timestamp())
+    token = jwt.encode({"sub": "admin#", "iat": now, "exp": now + 60}, SECRET, algorithm="HS256")
+    assert alice.get("/api/schedules", headers={"Authorization": f"Bearer {token}"})[0] == 401
 
 
 def test_token_expires_after_24_hours(clock, alice):

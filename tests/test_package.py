@@ -32,7 +32,6 @@ DEPLOYED_STAGES = ("dev", "prod")
 # Chalice function name → (logical id Chalice gives it, handler).
 FUNCTIONS = {
     "api_handler": ("APIHandler", "app.app"),
-    "jwt_auth": ("JwtAuth", "app.jwt_auth"),
     "tick": ("Tick", "app.tick"),
     "runner": ("Runner", "app.runner"),
     "websocket_connect": ("WebsocketConnect", "app.ws_connect"),
@@ -388,7 +387,7 @@ def test_every_role_carries_the_stage_policy_file(package):
     policy = json.loads((CHALICE_DIR / f"policy-{package.stage}.json").read_text())
     roles = package.of_type("AWS::IAM::Role")
     assert set(roles) == {f"{logical}Role" for logical in
-                          ("Runner", "Tick", "ApiHandler", "JwtAuth", "WebsocketConnect",
+                          ("Runner", "Tick", "ApiHandler", "WebsocketConnect",
                            "WebsocketMessage", "WebsocketDisconnect")}
     for name, role in roles.items():
         (inline,) = role["Properties"]["Policies"]
