@@ -6,7 +6,6 @@ the runner's HTTP clients load in the runner.
 from __future__ import annotations
 
 import functools
-import logging
 from contextvars import ContextVar
 from typing import Any, Callable
 
@@ -18,6 +17,7 @@ from chalicelib import (
     history,
     jobs,
     keys,
+    logs,
     notify,
     payloads,
     schedules,
@@ -28,7 +28,7 @@ from chalicelib import (
 from chalicelib.errors import ApiError
 
 app = Chalice(app_name="benchmark-scheduler")
-app.log.setLevel(logging.INFO)
+logs.configure()
 # Chalice 1.34 still marks WebSocket handlers experimental: without this opt-in, loading the
 # app (`chalice package`, `chalice local`, the dev stack) fails with ExperimentalFeatureError.
 app.experimental_feature_flags.update(["WEBSOCKETS"])

@@ -34,7 +34,7 @@ def invoke_runner(job_id: str) -> bool:
             Payload=json.dumps({"job_id": job_id}).encode(),
         )
     except Exception as err:  # the tick retries lost dispatches; never fail the caller
-        log.warning("dispatch of job %s failed: %s", job_id, type(err).__name__)
+        log.warning("dispatch of job %s failed: %s", job_id, err, exc_info=True)
         return False
     return True
 

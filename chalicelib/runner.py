@@ -206,7 +206,7 @@ def _api_key(user_id: str, provider_key: str) -> _Key:
     try:
         return _Key(keys.get_api_key(user_id, provider_key))
     except Exception as err:
-        log.warning("runner: key for provider %s could not be read (%s)", provider_key, type(err).__name__)
+        log.warning("runner: key for provider %s could not be read: %s", provider_key, err, exc_info=True)
         return _Key(None, f"The stored API key for provider {provider_key!r} could not be decrypted")
 
 

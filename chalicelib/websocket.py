@@ -198,7 +198,9 @@ def post(connection: Connection, message: Message | bytes) -> str:
             _forget(connection)
             return GONE
         # Short: the id and the error, never the message (it is the client's business).
-        log.warning("post to %s failed: %s", connection.connection_id, code or type(err).__name__)
+        log.warning(
+            "post to %s failed: %s", connection.connection_id, code or type(err).__name__, exc_info=code is None
+        )
         return FAILED
 
 
@@ -264,7 +266,7 @@ class ApiGatewayNotifier:
             else:
                 list(self._executor().map(lambda target: post(target, data), targets))
         except Exception as err:  # noqa: BLE001 - an event must never fail its sender
-            log.warning("events for %s not sent: %s", user_id, type(err).__name__)
+            log.warning("events for %s not sent: %s", user_id, err, exc_info=True)
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
