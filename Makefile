@@ -19,6 +19,7 @@ run: $(STAMP)
 	$(BIN)/python -m devstack
 
 test: $(STAMP) chromium
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 # The UI's browser test drives Debian's Chromium; install it when missing and we may.

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from typing import Any, Callable
 
 from chalice import Chalice, Rate, Response
+from chalice.app import Request
 
 from chalicelib import (
     auth,
@@ -57,7 +58,7 @@ def route(path: str, *, public: bool = False, **options: Any) -> Callable:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
                 if not public:
-                    _caller.set(auth.authenticate(app.current_request.headers.get("authorization")))
+                    _caller.set(auth.authenticate(request().headers.get("authorization")))
                 return view(*args, **kwargs)
             except ApiError as err:
                 return Response(body=err.body(), status_code=err.status, headers=err.headers)
@@ -86,8 +87,16 @@ def user_id() -> str:
     return _caller.get().id
 
 
-def body() -> bytes | None:
-    return app.current_request.raw_body
+def request() -> Request:
+    """The request being answered (Chalice sets it before calling a view)."""
+    current = app.current_request
+    assert current is not None, "called outside a request"
+    return current
+
+
+def body() -> bytes:
+    raw = request().raw_body
+    return raw.encode() if isinstance(raw, str) else raw
 
 
 def ok(**fields: Any) -> dict[str, Any]:
@@ -189,7 +198,7 @@ def delete_provider(provider_key):
 
 @route("/api/jobs", methods=["GET"])
 def list_jobs():
-    query = payloads.query(jobs.JobsQuery, app.current_request.query_params)
+    query = payloads.query(jobs.JobsQuery, request().query_params)
     return {"jobs": [jobs.to_public(job) for job in jobs.list_jobs(user_id(), query)]}
 
 
@@ -216,7 +225,7 @@ def set_user_limits(target_user_id):
 
 @route("/api/history", methods=["GET"])
 def list_history():
-    query = payloads.query(history.HistoryQuery, app.current_request.query_params)
+    query = payloads.query(history.HistoryQuery, request().query_params)
     return history.list_runs(user_id(), query)
 
 
@@ -275,7 +284,8 @@ def ws_disconnect(event):
 
 def _page(served: tuple[str, dict[str, str]]) -> Response:
     text, headers = served
-    return Response(body=text, status_code=200, headers=headers)
+    response_headers: dict[str, str | list[str]] = {**headers}
+    return Response(body=text, status_code=200, headers=response_headers)
 
 
 @route("/", methods=["GET"], public=True)
@@ -285,4 +295,4 @@ def ui_index():
 
 @route("/ui/{name}", methods=["GET"], public=True)
 def ui_asset(name):
-    return _page(ui_assets.serve(name, app.current_request.headers))
+    return _page(ui_assets.serve(name, request().headers))

@@ -76,7 +76,7 @@ NEW_CONNECTION = ConnectionModel.connection_id.does_not_exist()
 
 def has_room(max_connections: int) -> Condition:
     """The counter admits one more: absent (a user's first connect) or below the limit."""
-    return ConnectionModel.count.does_not_exist() | (ConnectionModel.count < max_connections)
+    return ConnectionModel.open_count.does_not_exist() | (ConnectionModel.open_count < max_connections)
 
 
 def still_connected(user_id: str) -> Condition:
@@ -84,10 +84,10 @@ def still_connected(user_id: str) -> Condition:
     return ConnectionModel.connection_id.exists() & (ConnectionModel.user_id == user_id)
 
 
-def counter_unchanged(count: int | None, connected_at: str | None) -> Condition:
+def counter_unchanged(count: float | None, connected_at: str | None) -> Condition:
     """Nobody connected or disconnected since the heal read the counter."""
     same_count = (
-        ConnectionModel.count.does_not_exist() if count is None else ConnectionModel.count == count
+        ConnectionModel.open_count.does_not_exist() if count is None else ConnectionModel.open_count == count
     )
     same_time = (
         ConnectionModel.connected_at.does_not_exist()
@@ -145,7 +145,7 @@ def _add(connection_id: str, user_id: str, endpoint: str) -> set[str]:
         .update(
             "counter",
             ConnectionModel(counter_key(user_id)),
-            [ConnectionModel.count.add(1), ConnectionModel.connected_at.set(clock.iso(now))],
+            [ConnectionModel.open_count.add(1), ConnectionModel.connected_at.set(clock.iso(now))],
             has_room(limit()),
         )
         .commit()
@@ -165,7 +165,7 @@ def unregister(connection_id: str, user_id: str | None = None) -> bool:
     failed = (
         writes.Tx()
         .delete("record", ConnectionModel(connection_id), still_connected(user_id))
-        .update("counter", ConnectionModel(counter_key(user_id)), [ConnectionModel.count.add(-1)])
+        .update("counter", ConnectionModel(counter_key(user_id)), [ConnectionModel.open_count.add(-1)])
         .commit()
     )
     return not failed
@@ -208,7 +208,7 @@ def heal_counter(user_id: str, *, is_gone: Callable[[Connection], bool] | None =
         counter = ConnectionModel.get(counter_key(user_id), consistent_read=True)
     except DoesNotExist:
         return False
-    seen_count, seen_at = counter.count, counter.connected_at
+    seen_count, seen_at = counter.open_count, counter.connected_at
     live, freed = 0, False
     for item in ConnectionModel.by_user.query(user_id):
         connection = Connection(item.connection_id, item.user_id, item.endpoint or "")
@@ -227,7 +227,7 @@ def heal_counter(user_id: str, *, is_gone: Callable[[Connection], bool] | None =
         return False
     if not writes.update_if(
         ConnectionModel(counter_key(user_id)),
-        [ConnectionModel.count.set(live)],
+        [ConnectionModel.open_count.set(live)],
         counter_unchanged(seen_count, seen_at),
     ):
         return False

@@ -17,12 +17,12 @@ class ApiError(Exception):
         detail: Any = None,
         *,
         status: int | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str | list[str]] | None = None,
     ):
         super().__init__(error)
         self.error = error
         self.detail = detail
-        self.headers = headers or {}
+        self.headers: dict[str, str | list[str]] = headers or {}
         if status is not None:
             self.status = status
 

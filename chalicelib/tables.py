@@ -8,6 +8,8 @@ credentials come from the standard AWS environment.
 from __future__ import annotations
 
 import threading
+from typing import Any, cast
+
 from pynamodb.attributes import (
     BinaryAttribute,
     BooleanAttribute,
@@ -41,17 +43,21 @@ class _TableName:
         return config.table_name(self.table)
 
 
-def _meta(table: str) -> type:
-    return type(
-        "Meta",
-        (),
-        {
-            "table_name": _TableName(table),
-            "billing_mode": "PAY_PER_REQUEST",
-            # The tick claims and the notifier posts from thread pools.
-            "max_pool_connections": 64,
-        },
-    )
+class _Meta:
+    """What every table's `Meta` shares; each adds its `table_name`."""
+
+    billing_mode = "PAY_PER_REQUEST"
+    max_pool_connections = 64  # the tick claims and the notifier posts from thread pools
+
+
+def _strings(**options: Any) -> ListAttribute[str]:
+    """A list of strings. (PynamoDB types `of=` as the element's attribute class, so a
+    `ListAttribute(of=UnicodeAttribute)` would read as a list of attributes.)"""
+    return cast("ListAttribute[str]", ListAttribute(of=UnicodeAttribute, **options))
+
+
+def _numbers(**options: Any) -> ListAttribute[float]:
+    return cast("ListAttribute[float]", ListAttribute(of=NumberAttribute, **options))
 
 
 class _Table(Model):
@@ -87,7 +93,9 @@ class UserModel(_Table):
     """A user, or a claim item (`user_id` = `email#<email>` / `admin#`) that makes a value
     unique: DynamoDB has no unique secondary keys, a conditional put of a claim does."""
 
-    Meta = _meta("users")
+    class Meta(_Meta):
+        table_name = _TableName("users")
+
     user_id = UnicodeAttribute(hash_key=True)
     email = UnicodeAttribute(null=True)  # set on real users only: the GSI stays sparse
     password_hash = UnicodeAttribute(null=True)
@@ -101,7 +109,9 @@ class UserModel(_Table):
 
 
 class ProviderKeyModel(_Table):
-    Meta = _meta("provider_keys")
+    class Meta(_Meta):
+        table_name = _TableName("provider_keys")
+
     user_id = UnicodeAttribute(hash_key=True)
     provider_key = UnicodeAttribute(range_key=True)
     ciphertext = BinaryAttribute(legacy_encoding=False)
@@ -110,7 +120,9 @@ class ProviderKeyModel(_Table):
 
 
 class ProviderModel(_Table):
-    Meta = _meta("providers")
+    class Meta(_Meta):
+        table_name = _TableName("providers")
+
     user_id = UnicodeAttribute(hash_key=True)
     provider_key = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute()
@@ -136,12 +148,14 @@ class DueIndex(GlobalSecondaryIndex):
 
 
 class ScheduleModel(_Table):
-    Meta = _meta("schedules")
+    class Meta(_Meta):
+        table_name = _TableName("schedules")
+
     user_id = UnicodeAttribute(hash_key=True)
     schedule_id = UnicodeAttribute(range_key=True)
     name = UnicodeAttribute()
     prompt = UnicodeAttribute()
-    models = ListAttribute(of=UnicodeAttribute)
+    models = _strings()
     max_tokens = NumberAttribute()
     temperature = NumberAttribute()
     interval_hours = NumberAttribute()
@@ -201,7 +215,9 @@ class ActiveJobs(GlobalSecondaryIndex):
 
 
 class JobModel(_Table):
-    Meta = _meta("jobs")
+    class Meta(_Meta):
+        table_name = _TableName("jobs")
+
     job_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
     job_type = UnicodeAttribute()
@@ -230,7 +246,9 @@ class JobModel(_Table):
 class SlotModel(_Table):
     """Per-user concurrency: `active` running jobs out of `limit` (absent: the default)."""
 
-    Meta = _meta("slots")
+    class Meta(_Meta):
+        table_name = _TableName("slots")
+
     user_id = UnicodeAttribute(hash_key=True)
     active = NumberAttribute(default=0)
     limit = NumberAttribute(null=True)
@@ -241,13 +259,15 @@ class SlotModel(_Table):
 
 
 class RunModel(_Table):
-    Meta = _meta("benchmark_runs")
+    class Meta(_Meta):
+        table_name = _TableName("benchmark_runs")
+
     user_id = UnicodeAttribute(hash_key=True)
     run_id = UnicodeAttribute(range_key=True)  # created_at + suffix: sorts by time
     created_at = UnicodeAttribute()
     source = UnicodeAttribute()  # "schedule" | "manual"
     prompt = UnicodeAttribute()
-    context_tiers = ListAttribute(of=NumberAttribute)
+    context_tiers = _numbers()
     max_tokens = NumberAttribute()
     temperature = NumberAttribute()
     results = JSONAttribute()
@@ -266,12 +286,15 @@ class ConnectionsByUser(GlobalSecondaryIndex):
 
 
 class ConnectionModel(_Table):
-    Meta = _meta("connections")
+    class Meta(_Meta):
+        table_name = _TableName("connections")
+
     connection_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
     endpoint = UnicodeAttribute(null=True)
     connected_at = UnicodeAttribute(null=True)
-    count = NumberAttribute(null=True)  # on a per-user counter item
+    # On a per-user counter item. (Not `count`: that would hide PynamoDB's `Model.count`.)
+    open_count = NumberAttribute(null=True, attr_name="count")
     ttl = TTLAttribute(null=True)
     by_user = ConnectionsByUser()
 

@@ -287,13 +287,14 @@ def literal_ip(host: str) -> Address | None:
     labels = host.split(".")
     if _ipv4_number(labels[-1]) is None:
         return None  # a name
-    numbers = [_ipv4_number(label) for label in labels]
-    if len(numbers) > 4 or any(n is None for n in numbers):
+    parsed = [_ipv4_number(label) for label in labels]
+    numbers = [n for n in parsed if n is not None]
+    if len(numbers) > 4 or len(numbers) < len(parsed):
         raise EndpointRefused(f"host {host!r} is not a valid IPv4 address")
     *head, last = numbers
-    if any(n > 255 for n in head) or last >= 256 ** (5 - len(numbers)):  # type: ignore[operator]
+    if any(n > 255 for n in head) or last >= 256 ** (5 - len(numbers)):
         raise EndpointRefused(f"host {host!r} is not a valid IPv4 address")
-    value = last + sum(n << (8 * (3 - i)) for i, n in enumerate(head))  # type: ignore[operator]
+    value = last + sum(n << (8 * (3 - i)) for i, n in enumerate(head))
     return ipaddress.IPv4Address(value)
 
 

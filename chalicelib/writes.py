@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from pynamodb.exceptions import (
     CancellationReason,
@@ -61,11 +61,11 @@ def put_if(model: Model, condition: Condition | None) -> bool:
     return True
 
 
-def update_if(model: Model, actions: list[Action], condition: Condition | None) -> bool:
+def update_if(model: Model, actions: Sequence[Action], condition: Condition | None) -> bool:
     """Update `model` if `condition` holds; on success `model` holds the item as written
     (PynamoDB asks for ALL_NEW). False when the condition failed."""
     try:
-        model.update(actions=actions, condition=condition)
+        model.update(actions=list(actions), condition=condition)
     except UpdateError as err:
         if err.cause_response_code == _CHECK_FAILED_EXCEPTION:
             return False
@@ -100,14 +100,14 @@ class Tx:
         self,
         label: str,
         model: Model,
-        actions: list[Action],
+        actions: Sequence[Action],
         condition: Condition | None = None,
         *,
         return_old: bool = False,
     ) -> Tx:
         """`return_old`: on a failed condition the reason carries the item as it is now."""
         returns = "ALL_OLD" if return_old else None
-        return self._add("update", label, lambda tx: tx.update(model, actions, condition, returns))
+        return self._add("update", label, lambda tx: tx.update(model, list(actions), condition, returns))
 
     def delete(self, label: str, model: Model, condition: Condition | None = None) -> Tx:
         return self._add("delete", label, lambda tx: tx.delete(model, condition=condition))

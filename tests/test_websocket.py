@@ -88,7 +88,7 @@ def replies(connection_id: str) -> list[dict]:
 
 def counter(user_id: str) -> int | None:
     try:
-        return ConnectionModel.get(connections.counter_key(user_id), consistent_read=True).count
+        return ConnectionModel.get(connections.counter_key(user_id), consistent_read=True).open_count
     except ConnectionModel.DoesNotExist:
         return None
 

@@ -248,7 +248,8 @@ def progress(job_id: str, pct: float, detail: str | None) -> bool:
     job_progress. Returns True when the runner should stop: cancellation was requested,
     or the job is no longer running (reaped, cancelled, finished elsewhere)."""
     pct = min(100, max(0, pct))
-    job = _renew(job_id, [JobModel.progress_pct.set(pct), JobModel.progress_detail.set(detail)])
+    shown = JobModel.progress_detail.set(detail) if detail is not None else JobModel.progress_detail.remove()
+    job = _renew(job_id, [JobModel.progress_pct.set(pct), shown])
     if job is None:
         return True
     events.progress(job.user_id, job_id, pct, detail)
@@ -268,9 +269,10 @@ def _renew(job_id: str, actions: list[Action]) -> JobModel | None:
     job = JobModel(job_id)
     if not _update_if_running(job, [JobModel.lease_until.set(clock.iso(rules.lease_until(now, timeout))), *actions]):
         return None
-    if timeout is None and job.timeout_at and job.lease_until and job.lease_until > job.timeout_at:
+    cap = job.timeout_at
+    if timeout is None and cap and job.lease_until and job.lease_until > cap:
         # Renewed by a process that did not start the job: cap the lease at the timeout.
-        if not _update_if_running(job, [JobModel.lease_until.set(job.timeout_at)]):
+        if not _update_if_running(job, [JobModel.lease_until.set(cap)]):
             return None
     _owners.remember(job)
     return job
