@@ -24,6 +24,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalog, clock, config, dispatch, history, jobs, keys, notify, schedules, user_providers, writes
 from chalicelib.providers import ModelTarget, RunSettings, run_model
 from chalicelib.providers.engine import failure_record
+from chalicelib.jobs.watch import Watch
 from chalicelib.tables import JobModel, ScheduleModel
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
     _send(job, "benchmark_init", data={
         "targets": names, "runs": 1, "context_tiers": [0], "max_tokens": plan.settings.max_tokens,
     })
-    watch = _Watch(job.job_id, deadline)
+    watch = Watch(job.job_id, deadline)
     watch.start()
     try:
         results = _run_models(job, plan, watch)
@@ -140,7 +141,7 @@ def _plan(user_id: str, schedule: ScheduleModel) -> _Plan:
     return _Plan(targets, unresolved, settings)
 
 
-def _run_models(job: JobModel, plan: _Plan, watch: "_Watch") -> dict[str, dict[str, Any]]:
+def _run_models(job: JobModel, plan: _Plan, watch: "Watch") -> dict[str, dict[str, Any]]:
     """Providers in parallel, each provider's models one after another."""
     total = len(plan.targets) + len(plan.unresolved)
     results: dict[str, dict[str, Any]] = {}
@@ -172,7 +173,7 @@ def _run_models(job: JobModel, plan: _Plan, watch: "_Watch") -> dict[str, dict[s
     return results
 
 
-def _run_one(target: ModelTarget, settings: RunSettings, api_key: "_Key", watch: "_Watch") -> dict[str, Any]:
+def _run_one(target: ModelTarget, settings: RunSettings, api_key: "_Key", watch: "Watch") -> dict[str, Any]:
     if watch.cancelled:
         return failure_record(target, "cancelled", "Cancelled before this model ran")
     if watch.out_of_time():
@@ -252,51 +253,3 @@ def _record_last_run(schedule: ScheduleModel, manual: bool) -> None:
 
 def _send(job: JobModel, event_type: str, **fields: Any) -> None:
     notify.send_to_user(job.user_id, {"type": event_type, "job_id": job.job_id, **fields})
-
-
-# --- cancel, lease and deadline -------------------------------------------------------------
-
-
-class _Watch:
-    """Keeps the lease alive while models stream and notices a cancel request.
-
-    The cancel flag lives in DynamoDB; a stream cannot read it per chunk, so this thread
-    renews the lease every `RUNNER_POLL_SECONDS` and learns the flag from that same write.
-    Streams poll `should_stop` after every chunk, so they stop within one chunk of it.
-    """
-
-    def __init__(self, job_id: str, deadline: float | None):
-        self.job_id = job_id
-        self.deadline = deadline
-        self._cancelled = threading.Event()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"watch-{job_id[:8]}", daemon=True)
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-
-    def out_of_time(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
-
-    def should_stop(self) -> bool:
-        return self._cancelled.is_set()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        period = config.float_setting("RUNNER_POLL_SECONDS", 3.0)
-        while not self._stopped.wait(period):
-            try:
-                if jobs.heartbeat(self.job_id):
-                    self.cancel()
-            except Exception:
-                log.warning("runner: heartbeat of %s failed", self.job_id, exc_info=True)

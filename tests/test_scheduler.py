@@ -129,8 +129,12 @@ def test_trigger_of_another_users_schedule_is_404(user, client, lambda_invokes):
 
 
 def _token(user_id: str) -> str:
+    """A token for the fixture's user, who is stored as a user (a token of a user who does
+    not exist is refused)."""
     from chalicelib import auth
+    from chalicelib.tables import UserModel
 
+    UserModel(user_id, email=f"{user_id}@example.com", role="user", created_at=app_clock.now_iso()).save()
     return auth.issue_token(auth.User(user_id, f"{user_id}@example.com", "user"))
 
 
