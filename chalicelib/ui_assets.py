@@ -153,7 +153,9 @@ def config_js(headers: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
 
 
 def serve(name: str, headers: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
-    """What `GET /ui/{name}` answers."""
+    """What `GET /ui/{name}` answers (the page under this name too, with its policy)."""
     if name == CONFIG_NAME:
         return config_js(headers)
+    if name == "index.html":
+        return index(headers)
     return asset(name)

@@ -118,8 +118,9 @@ def test_every_ui_answer_forbids_sniffing_referrers_and_framing(http, path):
     assert response.headers["X-Frame-Options"] == "DENY"
 
 
-def test_the_page_policy_allows_nothing_inline_but_its_one_hashed_script(http):
-    response = http.get("/")
+@pytest.mark.parametrize("path", ["/", "/ui/index.html"])
+def test_the_page_policy_allows_nothing_inline_but_its_one_hashed_script(http, path):
+    response = http.get(path)
     csp = policy(response)
     assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
     assert "unsafe-eval" not in response.headers["Content-Security-Policy"]

@@ -62,6 +62,10 @@ function wire() {
   wireSettings();
   jobs.wireWidget();
   $("#sign-out").addEventListener("click", () => signOut());
+  $(".skip-link").addEventListener("click", (event) => {
+    event.preventDefault(); // a hash of its own would leave the page's route
+    $("#main").focus();
+  });
   $("#new-schedule").addEventListener("click", () => openScheduleDialog(null));
   document.querySelectorAll("[data-close]").forEach((button) => {
     button.addEventListener("click", () => button.closest("dialog").close());

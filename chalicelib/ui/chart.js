@@ -36,6 +36,7 @@ export function lineChart({ title, series, digits = 0, testId }) {
   });
 
   const marks = svg("g", { class: "series" });
+  const failuresAt = new Map(); // t → failures drawn there: each next one sits a step higher
   series.forEach((s) => {
     const ok = s.points.filter((p) => !p.failed && isNum(p.value));
     if (ok.length > 1) {
@@ -46,7 +47,11 @@ export function lineChart({ title, series, digits = 0, testId }) {
       marks.appendChild(svg("circle", { cx: x(p.t).toFixed(1), cy: y(p.value).toFixed(1), r: 4, fill: s.color },
         svg("title", { text: s.name + " · " + fmtNum(p.value, digits) + " · " + fmtDate(new Date(p.t).toISOString()) })));
     });
-    s.points.filter((p) => p.failed).forEach((p) => marks.appendChild(failMark(x(p.t), y(0), s, p)));
+    s.points.filter((p) => p.failed).forEach((p) => {
+      const k = failuresAt.get(p.t) || 0;
+      failuresAt.set(p.t, k + 1);
+      marks.appendChild(failMark(x(p.t), y(0) - k * 13, s, p));
+    });
   });
 
   const summary = chartSummary(title, series, digits);

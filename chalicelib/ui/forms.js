@@ -73,7 +73,8 @@ export function showErrors(form, err) {
     if (formSlot) formSlot.textContent = leftover.length ? leftover.join(" ") : err.message;
   }
   const first = $('[aria-invalid="true"]', form);
-  if (first && typeof first.focus === "function") first.focus();
+  const control = first && (first.matches("input, select, textarea, button") ? first : $('[tabindex="0"], input, select, textarea, button', first));
+  if (control) control.focus();
 }
 
 /** Problems the browser found before asking the API, shown the same way. */

@@ -7,7 +7,7 @@
  */
 import { $, busy, h } from "./dom.js";
 import { api, path } from "./api.js";
-import { fmtNum, fmtRelative, plural } from "./format.js";
+import { fmtNum, plural, whenCell } from "./format.js";
 import { failureText, modelName, runStatus } from "./status.js";
 import { scheduleName } from "./schedules.js";
 import { reportError, toast } from "./toasts.js";
@@ -57,7 +57,7 @@ function upsert(update) {
   const id = update.id || update.job_id;
   let job = jobs.get(id);
   if (!job) job = { id, status: "pending", progress_pct: 0, created_at: new Date().toISOString() };
-  let news = { ...update };
+  const news = { ...update };
   if (news.status && rank(news.status) < rank(job.status)) {
     delete news.status; delete news.progress_pct; delete news.progress_detail;
   }
@@ -270,7 +270,7 @@ function finishedItem(job) {
     h("div", { class: "job-top" },
       h("span", { class: "job-name" }, name),
       h("span", { class: "pill tone-" + tone, "data-testid": "job-outcome" }, label),
-      h("span", { class: "job-when muted small" }, fmtRelative(job.completed_at || job.created_at))),
+      h("span", { class: "job-when" }, whenCell(job.completed_at || job.created_at, "", true))),
     why ? h("div", { class: "job-detail", title: why }, why) : null,
     job.result_ref ? h("a", { class: "job-link", href: "#/history/" + encodeURIComponent(job.result_ref), "data-testid": "job-link" }, "View run", h("span", { class: "sr-only" }, ": " + name)) : null);
 }

@@ -26,7 +26,6 @@ export function parseHash(hash) {
 
 export function route() {
   if (!session.token) { showSection("auth"); return; }
-  if (location.hash === "#main") return; // the skip link, not a page
   const target = parseHash(location.hash);
   if (!target || !views.has(target.name)) {
     location.replace("#/" + (current && views.has(current) ? current : DEFAULT));

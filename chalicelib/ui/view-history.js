@@ -51,7 +51,6 @@ async function showRun(runId) {
     return;
   }
   $("#history-list").replaceChildren(runCard(state.single, true));
-  focusFirst($("#history-list .run-title"));
 }
 
 /** Refresh after a job ended: the list gains the new run (the single-run page stays as is). */

@@ -36,7 +36,7 @@ function providerRow(p) {
   } else if (requiresKey(p)) {
     keyCell = h("span", { class: "pill tone-partial", "data-testid": "key-missing" }, "No key: runs will fail");
   } else {
-    keyCell = h("span", { class: "pill tone-neutral" }, "Not needed");
+    keyCell = h("span", { class: "pill tone-neutral" }, p.builtin ? "Not needed" : "None set");
   }
   const models = p.models || [];
   return h("tr", { "data-testid": "provider-row", "data-provider": p.provider_key },

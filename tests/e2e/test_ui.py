@@ -276,6 +276,7 @@ def test_a_new_user_creates_and_runs_a_schedule_and_sees_which_model_failed(open
     page = open_page(DESKTOP)
     page.goto(f"{stack.rest_url}/")
     expect(page.get_by_test_id("view-auth")).to_be_visible()
+    assert_fits(page, "Sign-in")
     shot(page, "sign-in")
 
     # Register: the API's "too short" comes back next to the password field, in plain words.
@@ -436,6 +437,7 @@ def test_every_page_fits_the_screen_and_no_control_is_covered(open_page, stack, 
     page.goto(f"{stack.rest_url}/#/history/{seeded.partial_run}")
     expect(page.get_by_test_id("run")).to_have_count(1)
     assert_fits(page, "a run's page")
+    shot(page, "run-page")
     page.goto(f"{stack.rest_url}/#/history/20990101T000000Z-{'0' * 32}")
     expect(page.get_by_test_id("history-missing")).to_be_visible()
 
@@ -457,6 +459,7 @@ def test_toasts_stay_three_newest_first_and_only_good_news_leaves_by_itself(open
     page = open_page(PHONE, account)
     page.clock.install()
     page.goto(f"{stack.rest_url}/#/schedules")
+    page.clock.pause_at(time.time() + 1)  # the page's timers wait for run_for below
     switch = page.get_by_test_id("schedule-enabled")
     toasts = page.get_by_test_id("toast")
     for expected in ("Schedule paused", "Schedule enabled", "Schedule paused", "Schedule enabled"):
