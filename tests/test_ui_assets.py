@@ -1,9 +1,13 @@
-"""The UI's serving routes: `GET /`, `GET /ui/{name}` (an allow-list), `ui/config.js`.
+"""The UI's serving routes: `GET /`, `GET /ui/{name}` (an allow-list), `ui/config.js`, and
+the headers every answer carries (CSP without `unsafe-inline`, nosniff, no referrer, no framing).
 
-The browser flow itself is tests/e2e/test_ui.py.
+The browser flow itself is tests/e2e/test_ui.py (it also checks the page runs with no CSP
+violation).
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import subprocess
@@ -46,14 +50,14 @@ def test_index_is_the_page_with_relative_assets(http):
         assert asset in page  # relative: the page works under a stage prefix (/api/)
 
 
-@pytest.mark.parametrize(
-    "name, content_type",
-    [("app.js", "text/javascript; charset=utf-8"), ("style.css", "text/css; charset=utf-8"), ("index.html", "text/html; charset=utf-8")],
-)
-def test_assets_have_their_text_types(http, name, content_type):
+EXPECTED_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml; charset=utf-8"}
+
+
+@pytest.mark.parametrize("name", sorted(ui_assets.ASSETS))
+def test_assets_have_their_text_types(http, name):
     response = http.get(f"/ui/{name}")
     assert response.status_code == 200
-    assert response.headers["Content-Type"] == content_type
+    assert response.headers["Content-Type"] == EXPECTED_TYPES[Path(name).suffix]
     assert response.body.decode() == (ROOT / "chalicelib" / "ui" / name).read_text(encoding="utf-8")
 
 
@@ -78,9 +82,94 @@ def test_only_allow_listed_names_are_served(http, path):
         assert json.loads(response.body)["error"] == "No such UI file"
 
 
-def test_every_allow_listed_file_exists():
-    for name in ui_assets.ASSETS:
-        assert (ui_assets.UI_DIR / name).is_file(), name
+def test_every_allow_listed_file_exists_and_every_ui_file_is_allow_listed():
+    on_disk = {path.name for path in ui_assets.UI_DIR.iterdir() if path.is_file()}
+    assert on_disk == set(ui_assets.ASSETS)
+
+
+def test_every_module_import_names_a_served_file():
+    """A module the browser cannot fetch would stop the whole UI, deployed or not."""
+    imported = set()
+    for path in ui_assets.UI_DIR.glob("*.js"):
+        for name in re.findall(r"""^\s*import\b[^;]*?from\s+["']\./([^"']+)["']""", path.read_text(encoding="utf-8"), re.M | re.S):
+            imported.add(name)
+    assert imported, "no imports found: the pattern is wrong"
+    assert imported <= set(ui_assets.ASSETS), imported - set(ui_assets.ASSETS)
+    entry = re.findall(r'<script type="module" src="ui/([^"]+)"', (ui_assets.UI_DIR / "index.html").read_text(encoding="utf-8"))
+    assert entry == ["app.js"]
+    assert imported | {"app.js"} == {name for name in ui_assets.ASSETS if name.endswith(".js")}  # none unused
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+
+def policy(response) -> dict[str, list[str]]:
+    """The Content-Security-Policy header as {directive: [sources]}."""
+    directives = [part.split() for part in response.headers["Content-Security-Policy"].split(";") if part.strip()]
+    return {d[0]: d[1:] for d in directives}
+
+
+@pytest.mark.parametrize("path", ["/", "/ui/index.html", "/ui/app.js", "/ui/style.css", "/ui/config.js", "/ui/icon.svg"])
+def test_every_ui_answer_forbids_sniffing_referrers_and_framing(http, path):
+    response = http.get(path)
+    assert response.status_code == 200
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("path", ["/", "/ui/index.html"])
+def test_the_page_policy_allows_nothing_inline_but_its_one_hashed_script(http, path):
+    response = http.get(path)
+    csp = policy(response)
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+    assert "unsafe-eval" not in response.headers["Content-Security-Policy"]
+    assert csp["default-src"] == ["'none'"]
+    assert csp["style-src"] == ["'self'"]
+    assert csp["img-src"] == ["'self'"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert csp["base-uri"] == ["'none'"]
+    page = response.body.decode()
+    inline = re.findall(r"<script>(.*?)</script>", page, re.S)
+    assert len(inline) == 1  # the trailing-slash redirect; everything else is a file
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    assert csp["script-src"] == ["'self'", f"'sha256-{digest}'"]
+
+
+def test_the_page_sets_no_inline_style_or_handler_and_the_scripts_no_style_attribute():
+    """What the CSP would block, kept out of the source (the browser test would see it too)."""
+    page = (ui_assets.UI_DIR / "index.html").read_text(encoding="utf-8")
+    assert not re.search(r"\sstyle\s*=", page)
+    assert not re.search(r"\son[a-z]+\s*=", page)
+    assert "<style" not in page
+    for path in ui_assets.UI_DIR.glob("*.js"):
+        code = path.read_text(encoding="utf-8")
+        for banned in (r"setAttribute\(\s*[\"']style", r"\binnerHTML\b", r"\beval\(", r"new Function\("):
+            assert not re.search(banned, code), f"{path.name}: {banned}"
+
+
+def test_connect_src_allows_the_socket_config_js_names(http, monkeypatch):
+    monkeypatch.setenv("WS_URL", "wss://abc123.execute-api.eu-west-1.amazonaws.com/api")
+    assert policy(http.get("/"))["connect-src"] == ["'self'", "wss://abc123.execute-api.eu-west-1.amazonaws.com"]
+    monkeypatch.delenv("WS_URL")
+    monkeypatch.setenv("WS_PORT", "18502")
+    origin = re.match(r"wss?://[^/]+", served_config(http)["wsUrl"]).group(0)
+    assert policy(http.get("/"))["connect-src"] == ["'self'", origin]
+
+
+def test_connect_src_follows_the_request_host_when_given_it(monkeypatch):
+    monkeypatch.delenv("WS_URL", raising=False)
+    monkeypatch.delenv("WS_PORT", raising=False)
+    _, headers = ui_assets.index({"Host": "localhost:8501"})
+    assert "connect-src 'self' ws://localhost:8502;" in headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("ws_url", ["wss://x.example.com; script-src *", "javascript:alert(1)", "https://x.example.com/api", "wss://x y/api"])
+def test_a_strange_ws_url_never_widens_the_policy(http, monkeypatch, ws_url):
+    monkeypatch.setenv("WS_URL", ws_url)
+    csp = policy(http.get("/"))
+    assert csp["connect-src"] == ["'self'"]
+    assert csp["script-src"][0] == "'self'" and "*" not in csp["script-src"]
 
 
 def test_ws_url_comes_from_the_environment_at_request_time(http, monkeypatch):
