@@ -290,7 +290,7 @@ def _page(served: tuple[str, dict[str, str]]) -> Response:
 
 @route("/", methods=["GET"], public=True)
 def ui_index():
-    return _page(ui_assets.index())
+    return _page(ui_assets.index(request().headers))
 
 
 @route("/ui/{name}", methods=["GET"], public=True)
