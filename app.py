@@ -13,6 +13,8 @@ from chalice import Chalice, Rate, Response
 from chalice.app import Request
 
 from chalicelib import (
+    alert_events,
+    alerts,
     auth,
     dispatch,
     history,
@@ -238,6 +240,47 @@ def get_history_run(run_id):
 def delete_history_run(run_id):
     history.delete(user_id(), run_id)
     return ok()
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+
+@route("/api/alerts", methods=["GET"])
+def list_alerts():
+    query = payloads.query(alerts.AlertsQuery, request().query_params)
+    return {"alerts": alerts.list_for(user_id(), query)}
+
+
+@route("/api/alerts", methods=["POST"])
+def create_alert():
+    alert, secret = alerts.create(user_id(), payloads.parse(alerts.AlertCreate, body()))
+    return ok(id=alert["id"], alert=alert, secret=secret)
+
+
+@route("/api/alerts/events", methods=["GET"])
+def list_alert_events():
+    query = payloads.query(alert_events.EventsQuery, request().query_params)
+    if query.alert_id is not None:
+        alerts.get(user_id(), query.alert_id)  # 404 unless it is the caller's
+    return alert_events.list_events(user_id(), query)
+
+
+@route("/api/alerts/{alert_id}", methods=["PUT"])
+def update_alert(alert_id):
+    changes = payloads.parse(alerts.AlertUpdate, body())
+    return ok(alert=alerts.update(user_id(), alert_id, changes))
+
+
+@route("/api/alerts/{alert_id}", methods=["DELETE"])
+def delete_alert(alert_id):
+    alerts.delete(user_id(), alert_id)
+    return ok()
+
+
+@route("/api/alerts/{alert_id}/test", methods=["POST"])
+def test_alert(alert_id):
+    delivery = alerts.send_test(user_id(), alert_id)
+    return ok(delivery={"outcome": delivery.outcome, "detail": delivery.detail})
 
 
 # --- tick and runner -------------------------------------------------------------------------

@@ -16,6 +16,8 @@ TABLE_ENV = {
     "slots": "SLOTS_TABLE",
     "benchmark_runs": "RUNS_TABLE",
     "connections": "CONNECTIONS_TABLE",
+    "alerts": "ALERTS_TABLE",
+    "alert_events": "ALERT_EVENTS_TABLE",
 }
 
 

@@ -71,28 +71,38 @@ def _context(user_id: str, provider_key: str) -> dict[str, str]:
 
 
 def _encrypt(user_id: str, provider_key: str, value: str) -> bytes:
+    return seal(value, _context(user_id, provider_key))
+
+
+def _decrypt(user_id: str, provider_key: str, ciphertext: bytes) -> str:
+    return unseal(ciphertext, _context(user_id, provider_key), f"Stored key for provider {provider_key!r}")
+
+
+def seal(value: str, context: dict[str, str]) -> bytes:
+    """`value` encrypted under the app's KMS key, decryptable only with the same `context`
+    (the vault's keys and the alerts' webhook secrets both name their owner in it)."""
     answer = kms_client().encrypt(
         KeyId=config.kms_key_id(),
         Plaintext=value.encode("utf-8"),
-        EncryptionContext=_context(user_id, provider_key),
+        EncryptionContext=context,
     )
     return answer["CiphertextBlob"]
 
 
-def _decrypt(user_id: str, provider_key: str, ciphertext: bytes) -> str:
+def unseal(ciphertext: bytes, context: dict[str, str], what: str) -> str:
+    """The plaintext `seal` encrypted with this `context`; `KeyVaultError` naming `what`
+    when KMS refuses (another context, another key, a damaged ciphertext)."""
     from botocore.exceptions import ClientError
 
     try:
         answer = kms_client().decrypt(
             CiphertextBlob=ciphertext,
             KeyId=config.kms_key_id(),  # refuse ciphertexts made under any other key
-            EncryptionContext=_context(user_id, provider_key),
+            EncryptionContext=context,
         )
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "ClientError")
-        raise KeyVaultError(
-            f"Stored key for provider {provider_key!r} cannot be decrypted ({code})"
-        ) from None
+        raise KeyVaultError(f"{what} cannot be decrypted ({code})") from None
     return answer["Plaintext"].decode("utf-8")
 
 

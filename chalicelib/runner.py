@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalog, clock, config, dispatch, history, jobs, keys, notify, schedules, user_providers, writes
+from chalicelib import alert_eval, catalog, clock, config, dispatch, history, jobs, keys, notify, schedules, user_providers, writes
 from chalicelib.providers import ModelTarget, RunSettings, run_model
 from chalicelib.providers.engine import failure_record
 from chalicelib.jobs.watch import Watch
@@ -90,6 +90,7 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
     if watch.cancelled:
         return jobs.CANCELLED, None, "Cancelled by the user"
     ordered = [results[name] for name in schedule.models if name in results]
+    metadata = _metadata(job, schedule, manual)
     run_id = history.save(history.NewRun(
         user_id=job.user_id,
         job_id=job.job_id,
@@ -98,9 +99,11 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
         max_tokens=plan.settings.max_tokens,
         temperature=plan.settings.temperature,
         results=ordered,
-        metadata=_metadata(job, schedule, manual),
+        metadata=metadata,
     ))
     _record_last_run(schedule, manual)
+    # Alert rules judge the saved run; bounded (ALERT_DELIVERY_BUDGET_S) and never raises.
+    alert_eval.evaluate(job.user_id, {"id": run_id, "source": "schedule", "results": ordered, "metadata": metadata})
     unfinished = [r["model"] for r in ordered if r.get("error_type") == "deadline"]
     if unfinished:
         return jobs.FAILED, run_id, (

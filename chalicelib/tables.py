@@ -15,6 +15,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
     ListAttribute,
+    MapAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -299,6 +300,69 @@ class ConnectionModel(_Table):
     by_user = ConnectionsByUser()
 
 
+# --- alerts --------------------------------------------------------------------------------
+
+
+class AlertModel(_Table):
+    """A user's alert rule. One more item per user, under `RULE_COUNTER`, counts them: it
+    holds only `rule_count` and is only ever updated, never saved or read as a rule.
+
+    `state` maps each model the rule has judged to "ok" or "firing"; a change is a
+    conditional update on the state seen, so a transition happens once."""
+
+    class Meta(_Meta):
+        table_name = _TableName("alerts")
+
+    user_id = UnicodeAttribute(hash_key=True)
+    alert_id = UnicodeAttribute(range_key=True)
+    name = UnicodeAttribute()
+    schedule_id = UnicodeAttribute(null=True)  # None: every schedule of the user
+    model = UnicodeAttribute()  # "*" or a model name
+    condition = JSONAttribute()
+    webhook_url = UnicodeAttribute(null=True)
+    webhook_format = UnicodeAttribute()
+    enabled = BooleanAttribute()
+    secret = BinaryAttribute(null=True, legacy_encoding=False)  # KMS ciphertext
+    state = MapAttribute[str, str](default=dict)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    last_test_at = UnicodeAttribute(null=True)
+    rule_count = NumberAttribute(null=True)  # on the counter item only
+
+
+# Sorts before every alert id (hex), so a query for `alert_id > RULE_COUNTER` lists rules only.
+RULE_COUNTER = "#rules"
+
+
+class AlertEventsByAlert(GlobalSecondaryIndex):
+    """One rule's events, newest first (`event_key` starts with the run id, which sorts by time)."""
+
+    class Meta:
+        index_name = "alert"
+        projection = AllProjection()
+
+    alert_id = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)
+
+
+class AlertEventModel(_Table):
+    """One notification: a rule started firing or resolved for a model, on a run.
+
+    `event_key` = `<run id>#<event id>` with the event id a hash of rule, model and run:
+    the same transition evaluated twice has the same key, and its put is conditional."""
+
+    class Meta(_Meta):
+        table_name = _TableName("alert_events")
+
+    user_id = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)
+    alert_id = UnicodeAttribute()
+    event = JSONAttribute()  # the payload sent (see chalicelib/alert_delivery.py)
+    delivery = UnicodeAttribute()  # pending | delivered | failed: <reason> | websocket_only
+    expires_at = TTLAttribute(null=True)
+    by_alert = AlertEventsByAlert()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     UserModel,
     ProviderKeyModel,
@@ -308,9 +372,11 @@ ALL_MODELS: tuple[type[Model], ...] = (
     SlotModel,
     RunModel,
     ConnectionModel,
+    AlertModel,
+    AlertEventModel,
 )
 
-TTL_ATTRIBUTES = {ConnectionModel: "ttl"}
+TTL_ATTRIBUTES: dict[type[Model], str] = {ConnectionModel: "ttl", AlertEventModel: "expires_at"}
 
 
 def create_tables() -> list[str]:
