@@ -248,26 +248,30 @@ def _client(url: str, addresses: Sequence[str]) -> httpx.Client:
     return httpx.Client(transport=transport, follow_redirects=False, trust_env=False)
 
 
-def _pinned_backend(host: str, addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> httpcore.SyncBackend:
-    """A TCP backend that connects `host` to `addresses` (in order) and nothing else:
-    the Host header, TLS SNI and the certificate check keep the URL's name."""
+def _pinned_backend(vetted_host: str, addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> httpcore.SyncBackend:
+    """A TCP backend that connects `vetted_host` to `addresses` (in order) and nothing
+    else: the Host header, TLS SNI and the certificate check keep the URL's name."""
     import httpcore
 
     class Pinned(httpcore.SyncBackend):
         def connect_tcp(
             self,
-            host_asked: str,
+            host: str,
             port: int,
             timeout: float | None = None,
             local_address: str | None = None,
             socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
         ) -> httpcore.NetworkStream:
-            if host_asked.lower() != host.lower():
-                raise httpcore.ConnectError(f"no vetted address for host {host_asked!r}")
+            if host.lower() != vetted_host.lower():
+                raise httpcore.ConnectError(f"no vetted address for host {host!r}")
+            until = None if timeout is None else time.monotonic() + timeout
             failure: Exception = httpcore.ConnectError("no vetted address to connect to")
             for address in addresses:
+                left = None if until is None else until - time.monotonic()
+                if left is not None and left <= 0:
+                    raise httpcore.ConnectTimeout(f"connect timed out trying {host}'s vetted addresses")
                 try:
-                    return super().connect_tcp(str(address), port, timeout, local_address, socket_options)
+                    return super().connect_tcp(str(address), port, left, local_address, socket_options)
                 except (httpcore.ConnectError, httpcore.ConnectTimeout) as err:
                     failure = err
             raise failure

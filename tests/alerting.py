@@ -27,7 +27,7 @@ class Received:
 class Receiver:
     """A webhook endpoint on 127.0.0.1. `answers` is the status of each next POST (the last
     one repeats); `stall_s` holds every answer back that long (the client gives up first);
-    `trickle` sends the status line a byte every 0.05 s, forever (until released)."""
+    `trickle` answers a header a byte every 0.05 s, until `release` is set."""
 
     answers: list[int] = field(default_factory=lambda: [204])
     stall_s: float = 0.0
@@ -77,12 +77,10 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status = receiver.take(self.path, dict(self.headers.items()), body)
             if receiver.trickle:
-                for byte in b"HTTP/1.1 200 OK\r\n":
-                    if receiver.release.wait(0.05):
-                        return
-                    self.wfile.write(bytes([byte]))
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                while not receiver.release.wait(0.05):  # a header that never ends
+                    self.wfile.write(b"a")
                     self.wfile.flush()
-                receiver.release.wait()
                 return
             if receiver.stall_s:
                 receiver.release.wait(receiver.stall_s)
