@@ -17,7 +17,7 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chalicelib import clock, config, writes
+from chalicelib import alerts, clock, config, writes
 from chalicelib.alert_delivery import FIELDS
 from chalicelib.tables import AlertEventModel
 
@@ -74,7 +74,9 @@ class EventsQuery(BaseModel):
 
 
 def list_events(user_id: str, query: EventsQuery) -> dict[str, Any]:
-    """Newest first; the caller has checked that `query.alert_id` is theirs."""
+    """Newest first, of one rule or all; another user's rule is not found (404)."""
+    if query.alert_id is not None:
+        alerts.get(user_id, query.alert_id)
     start: dict[str, dict[str, Any]] | None = None
     if query.cursor:
         start = {"user_id": {"S": user_id}, "event_key": {"S": _cursor_key(query.cursor)}}
