@@ -65,9 +65,9 @@ import ssl
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 __all__ = [

@@ -108,11 +108,11 @@ def parse_event(event: bytes | None, data: bytes, state: StreamState) -> int:
         return 0
     if kind == "error":
         err = doc.get("error") or {}
-        etype = err.get("type") if isinstance(err, dict) else None
+        etype = err.get("type") if isinstance(err, dict) and isinstance(err.get("type"), str) else None
         message = error_message_from_doc(doc) or json.dumps(doc)
         if etype:
             message = f"{message} ({etype})"
-        raise ProviderError(ERROR_TYPE_CLASSES.get(etype, BAD_RESPONSE), message)
+        raise ProviderError(ERROR_TYPE_CLASSES.get(etype or "", BAD_RESPONSE), message)
     return 0  # ping, content_block_start/stop and future event types
 
 

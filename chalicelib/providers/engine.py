@@ -444,7 +444,7 @@ def compute_metrics(
     known = input_cost_per_mtok is not None and output_cost_per_mtok is not None
     cost = (
         input_tokens * input_cost_per_mtok / 1e6 + output_tokens * output_cost_per_mtok / 1e6
-        if known
+        if input_cost_per_mtok is not None and output_cost_per_mtok is not None
         else 0.0
     )
     return {
@@ -706,7 +706,8 @@ def run_model(
         reason = f" (finish reason: {state.finish_reason})" if state.finish_reason else ""
         return fail(ProviderError(BAD_RESPONSE, f"stream finished without any content{reason}"))
 
-    usage_reported = state.output_tokens is not None
+    reported_output = state.output_tokens
+    usage_reported = reported_output is not None
     record = _base_record(target)
     record.update(
         compute_metrics(
@@ -716,7 +717,7 @@ def run_model(
             first_output=stream.first_output,
             arrivals=stream.arrivals,
             input_tokens=state.input_tokens if usage_reported else None,
-            output_tokens=state.output_tokens if usage_reported else len(stream.arrivals),
+            output_tokens=reported_output if reported_output is not None else len(stream.arrivals),
             usage_reported=usage_reported,
             input_cost_per_mtok=target.input_cost_per_mtok,
             output_cost_per_mtok=target.output_cost_per_mtok,

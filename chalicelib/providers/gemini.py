@@ -103,7 +103,7 @@ def _reasons(doc: Any) -> set[str]:
     details = err.get("details") if isinstance(err, dict) else None
     if not isinstance(details, list):
         return set()
-    return {d.get("reason") for d in details if isinstance(d, dict) and d.get("reason")}
+    return {d["reason"] for d in details if isinstance(d, dict) and isinstance(d.get("reason"), str)}
 
 
 def _classify(status: int, doc: Any) -> str:

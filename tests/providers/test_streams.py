@@ -81,8 +81,9 @@ def test_reasoning_counts_for_ttft_not_ttfo(kind, target):
     assert r["success"] is True, r
     assert r["output_tokens"] == 10  # usage includes reasoning (Gemini: thoughtsTokenCount)
     # five reasoning chunks, 20 ms apart, come first: text is scheduled at 50 + 5 × 20 ms
-    # (the server's schedule is absolute, so a late first chunk cannot make text early)
-    assert r["ttfo_ms"] > r["ttft_ms"]
+    # (the server's schedule is absolute, so a late first chunk cannot make text early;
+    # a reader late by 100 ms may get reasoning and text in one read, hence >=)
+    assert r["ttfo_ms"] >= r["ttft_ms"]
     assert 150 - CLOCK_SLACK_MS <= r["ttfo_ms"] <= 150 + LATE_MARGIN_MS
     assert 50 - CLOCK_SLACK_MS <= r["ttft_ms"] <= 50 + LATE_MARGIN_MS
 
