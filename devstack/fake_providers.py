@@ -346,7 +346,7 @@ class _AnthropicFormat:
                 "cache_read_input_tokens": 0,
                 "output_tokens": 1,
             }
-        message = {
+        message: dict[str, Any] = {
             "id": "msg_fake",
             "type": "message",
             "role": "assistant",
@@ -803,7 +803,7 @@ class FakeProviderServer:
         #: server names seen in TLS SNI, in order (``None`` for a client sending none)
         self.sni_names: list[str | None] = []
         if tls is not None:
-            tls.sni_callback = lambda sock, name, ctx: self.sni_names.append(name)  # type: ignore[assignment]
+            tls.sni_callback = lambda sock, name, ctx: self.sni_names.append(name)
         self.requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._server: _Server | None = None
