@@ -21,7 +21,7 @@ Reported per format, as medians over the rounds:
   format's event handling, timestamps) over a pre-recorded stream of 20,000 chunks fed
   one event per read (as a live stream arrives), timed with ``time.process_time``.
 
-Targets (issue 3): TTFT bias ≤ 1 ms above the bare loop's; output-speed error within
+Targets: TTFT bias ≤ 1 ms above the bare loop's; output-speed error within
 0.5 percentage points of the bare loop's; parsing ≥ 50,000 chunks/s on one core.
 Exit status 1 if a target fails.
 """
@@ -81,37 +81,37 @@ def request_parts(target: ModelTarget) -> tuple[str, dict[str, str], dict]:
     return wire.build_request(target, SETTINGS, API_KEY)
 
 
-def new_client() -> httpx.Client:
-    """A fresh client (new connection per request, as with ``run_model(client=None)``)."""
-    return httpx.Client(verify=engine._shared_ssl_context())
+def bare_once(target: ModelTarget, ttft_s: float, ideal_tps: float) -> tuple[float, float]:
+    """A bare httpx read loop: timestamps of reads holding a content marker.
 
-
-def bare_once(target: ModelTarget, ttft_s: float, ideal_tps: float, client: httpx.Client) -> tuple[float, float]:
-    """A bare httpx read loop: timestamps of reads holding a content marker."""
+    Like ``run_model``, it makes a fresh client (a new connection) for its request,
+    before taking ``t0``.
+    """
     url, headers, body = request_parts(target)
     marker = CONTENT_MARKERS[target.kind]
-    request = client.build_request("POST", url, headers=headers, json=body)
-    t0 = time.perf_counter()
-    response = client.send(request, stream=True)
-    first = None
-    tokens = 0
-    for raw in response.iter_raw():
-        now = time.perf_counter()
-        found = raw.count(marker)
-        if found:
-            tokens += found
-            if first is None:
-                first = now
-    t_end = time.perf_counter()
-    response.close()
+    with httpx.Client(verify=engine._shared_ssl_context()) as client:
+        request = client.build_request("POST", url, headers=headers, json=body)
+        t0 = time.perf_counter()
+        response = client.send(request, stream=True)
+        first = None
+        tokens = 0
+        for raw in response.iter_raw():
+            now = time.perf_counter()
+            found = raw.count(marker)
+            if found:
+                tokens += found
+                if first is None:
+                    first = now
+        t_end = time.perf_counter()
+        response.close()
     assert first is not None and tokens > 1, "bare loop saw no content"
     ttft = first - t0
     speed = tokens / (t_end - t0 - ttft)
     return (ttft - ttft_s) * 1000.0, (speed - ideal_tps) / ideal_tps * 100.0
 
 
-def engine_once(target: ModelTarget, ttft_s: float, ideal_tps: float, client: httpx.Client) -> tuple[float, float]:
-    result = run_model(target, SETTINGS, API_KEY, client=client)
+def engine_once(target: ModelTarget, ttft_s: float, ideal_tps: float) -> tuple[float, float]:
+    result = run_model(target, SETTINGS, API_KEY)
     if not result["success"]:
         raise SystemExit(f"engine run failed: {result['error']}")
     return (
@@ -121,45 +121,37 @@ def engine_once(target: ModelTarget, ttft_s: float, ideal_tps: float, client: ht
 
 
 def one_round(target: ModelTarget, ttft_s: float, ideal_tps: float, paired: bool, engine_first: bool) -> tuple[tuple[float, float], tuple[float, float]]:
-    """One engine sample and one bare sample, each with its own fresh client.
+    """One engine sample and one bare sample, each on its own fresh connection.
 
-    ``paired``: both requests start together (a barrier, clients made beforehand), so
-    a burst of load from other processes on a shared machine hits both alike; the
-    wanted figure is a difference, and pairing cancels most of that noise. Otherwise
-    they run one after the other, alternating which goes first.
+    ``paired``: both requests start together (a barrier), so a burst of load from
+    other processes on a shared machine hits both alike; the wanted figure is a
+    difference, and pairing cancels most of that noise. Otherwise they run one after
+    the other, alternating which goes first.
     """
-    clients = (new_client(), new_client())
     out: dict[str, tuple[float, float]] = {}
-    try:
-        if not paired:
-            jobs = [("engine", engine_once, clients[0]), ("bare", bare_once, clients[1])]
-            for name, fn, client in jobs if engine_first else jobs[::-1]:
-                out[name] = fn(target, ttft_s, ideal_tps, client)
-            return out["engine"], out["bare"]
-        barrier = threading.Barrier(2)
-        errors: list[BaseException] = []
-
-        def work(name: str, fn, client: httpx.Client) -> None:
-            try:
-                barrier.wait()
-                out[name] = fn(target, ttft_s, ideal_tps, client)
-            except BaseException as exc:  # report in the main thread
-                errors.append(exc)
-
-        threads = [
-            threading.Thread(target=work, args=("engine", engine_once, clients[0])),
-            threading.Thread(target=work, args=("bare", bare_once, clients[1])),
-        ]
-        for th in threads if engine_first else threads[::-1]:
-            th.start()
-        for th in threads:
-            th.join()
-        if errors:
-            raise errors[0]
+    jobs = [("engine", engine_once), ("bare", bare_once)]
+    if not paired:
+        for name, fn in jobs if engine_first else jobs[::-1]:
+            out[name] = fn(target, ttft_s, ideal_tps)
         return out["engine"], out["bare"]
-    finally:
-        for client in clients:
-            client.close()
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(name: str, fn: Callable[[ModelTarget, float, float], tuple[float, float]]) -> None:
+        try:
+            barrier.wait()
+            out[name] = fn(target, ttft_s, ideal_tps)
+        except BaseException as exc:  # report in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
+    for th in threads if engine_first else threads[::-1]:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
+    return out["engine"], out["bare"]
 
 
 def record_stream(target: ModelTarget) -> list[bytes]:
@@ -173,12 +165,15 @@ def record_stream(target: ModelTarget) -> list[bytes]:
 
 
 class _Replay:
-    """Stands in for an httpx response: the engine's loop only calls ``iter_bytes``."""
+    """Stands in for an uncompressed httpx response: the engine's loop only reads its
+    ``headers`` and ``iter_raw``."""
+
+    headers: dict[str, str] = {}
 
     def __init__(self, pieces: list[bytes]) -> None:
         self.pieces = pieces
 
-    def iter_bytes(self):
+    def iter_raw(self):
         return iter(self.pieces)
 
 
@@ -191,12 +186,13 @@ def parse_throughput(kind: str, pieces: list[bytes], repeat: int) -> tuple[float
     wire = engine.wire_format(kind)
     never = lambda: False  # noqa: E731
     far = time.monotonic() + 3600
+    limits = engine.provider_limits()
     chunks = 0
     started = time.process_time()
     for _ in range(repeat):
         state = engine.StreamState()
         stream = engine._Stream()
-        engine._consume(_Replay(pieces), wire, state, stream, never, far)
+        engine._consume(_Replay(pieces), wire, state, stream, never, far, limits)
         chunks += len(stream.arrivals)
     return time.process_time() - started, chunks
 

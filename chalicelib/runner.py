@@ -23,6 +23,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import alert_eval, catalog, clock, config, dispatch, history, jobs, keys, notify, schedules, user_providers, writes
 from chalicelib.providers import ModelTarget, RunSettings, run_model
+from chalicelib.providers import errors as error_types
 from chalicelib.providers.engine import failure_record
 from chalicelib.jobs.watch import Watch
 from chalicelib.tables import JobModel, ScheduleModel
@@ -104,7 +105,7 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
     _record_last_run(schedule, manual)
     # Alert rules judge the saved run; bounded (ALERT_DELIVERY_BUDGET_S) and never raises.
     alert_eval.evaluate(job.user_id, {"id": run_id, "source": "schedule", "results": ordered, "metadata": metadata})
-    unfinished = [r["model"] for r in ordered if r.get("error_type") == "deadline"]
+    unfinished = [r["model"] for r in ordered if r.get("error_type") == error_types.DEADLINE]
     if unfinished:
         return jobs.FAILED, run_id, (
             f"Stopped before the Lambda deadline: {len(unfinished)} of {len(ordered)} models "
@@ -135,7 +136,7 @@ def _plan(user_id: str, schedule: ScheduleModel) -> _Plan:
             targets.append(catalog.resolve(name, providers))
         except Exception as err:  # a user provider deleted since the schedule was saved
             target = ModelTarget(name.partition("/")[0], "openai", "", name, name)
-            unresolved[name] = failure_record(target, "unknown_model", getattr(err, "error", str(err)))
+            unresolved[name] = failure_record(target, error_types.UNKNOWN_MODEL, getattr(err, "error", str(err)))
     settings = RunSettings(
         prompt=schedule.prompt,
         max_tokens=int(schedule.max_tokens),
@@ -178,20 +179,21 @@ def _run_models(job: JobModel, plan: _Plan, watch: "Watch") -> dict[str, dict[st
 
 def _run_one(target: ModelTarget, settings: RunSettings, api_key: "_Key", watch: "Watch") -> dict[str, Any]:
     if watch.cancelled:
-        return failure_record(target, "cancelled", "Cancelled before this model ran")
+        return failure_record(target, error_types.CANCELLED, "Cancelled before this model ran")
     if watch.out_of_time():
-        return failure_record(target, "deadline", "Not run: the runner stopped before its Lambda deadline")
+        return failure_record(target, error_types.DEADLINE, "Not run: the runner stopped before its Lambda deadline")
     if api_key.problem:
-        return failure_record(target, "auth_failed", api_key.problem)
+        return failure_record(target, error_types.AUTH_FAILED, api_key.problem)
     if api_key.value is None and target.provider_key in _KEYED_BUILTINS:
-        return failure_record(target, "auth_failed", f"No API key set for provider {target.provider_key!r}")
-    endpoint_problem = _endpoint_problem(target)
+        return failure_record(target, error_types.AUTH_FAILED, f"No API key set for provider {target.provider_key!r}")
+    addresses, endpoint_problem = _endpoint_problem(target)
     if endpoint_problem:
-        return failure_record(target, "network", endpoint_problem)
-    result = run_model(target, settings, api_key.value, should_stop=watch.should_stop, deadline=watch.deadline)
-    if result.get("error_type") == "timeout" and watch.out_of_time():
-        result = {**result, "error_type": "deadline",
-                  "error": "[deadline] Stopped: the runner reached its Lambda deadline mid-stream"}
+        return failure_record(target, error_types.NETWORK, endpoint_problem)
+    result = run_model(target, settings, api_key.value, should_stop=watch.should_stop, deadline=watch.deadline,
+                       connect_to=addresses)
+    if result.get("error_type") == error_types.TIMEOUT and watch.out_of_time():
+        result = {**result, "error_type": error_types.DEADLINE,
+                  "error": f"[{error_types.DEADLINE}] Stopped: the runner reached its Lambda deadline mid-stream"}
     return result
 
 
@@ -214,17 +216,20 @@ def _api_key(user_id: str, provider_key: str) -> _Key:
         return _Key(None, f"The stored API key for provider {provider_key!r} could not be decrypted")
 
 
-def _endpoint_problem(target: ModelTarget) -> str | None:
-    """User endpoints are re-checked at request time (DNS may have changed since saving)."""
-    if target.provider_key in catalog.BUILTIN_KEYS:
-        return None
-    from chalicelib import user_providers
+def _endpoint_problem(target: ModelTarget) -> tuple[list[str], str | None]:
+    """The addresses a user endpoint may be connected to, or why it may not be.
 
+    User endpoints are re-checked at request time (DNS may have changed since saving),
+    and the request then goes only to an address this check vetted: resolving the name
+    again could answer an internal address (DNS rebinding). No addresses (built-ins,
+    or private endpoints allowed) means the engine resolves the name itself.
+    """
+    if target.provider_key in catalog.BUILTIN_KEYS:
+        return [], None
     try:
-        user_providers.check_endpoint(target.base_url)
+        return user_providers.check_endpoint(target.base_url), None
     except Exception as err:
-        return getattr(err, "error", None) or "Endpoint refused"
-    return None
+        return [], getattr(err, "error", None) or "Endpoint refused"
 
 
 def _metadata(job: JobModel, schedule: ScheduleModel, manual: bool) -> dict[str, Any]:

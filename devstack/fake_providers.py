@@ -39,7 +39,9 @@ Options: ``ttft`` (ms), ``itl`` (ms between content chunks), ``tokens``,
 (0/1), ``at`` (content chunks before a fault), ``stall`` (seconds).
 A server may also map exact model names to behaviours (``models=``) and set a
 ``default`` for unknown names (otherwise 404 with the provider's body), and may require
-an ``api_key`` (then a wrong key gets the format's real auth error).
+an ``api_key`` (then a wrong key gets the format's real auth error), and may serve
+HTTPS with a given server ``tls`` context (``sni_names`` then records the names
+clients asked for in TLS SNI).
 
 Timing: every chunk is scheduled from the moment the request body was read (first
 content at ``+ttft``, then every ``itl``), so delays do not accumulate; each SSE event
@@ -59,12 +61,13 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
@@ -343,7 +346,7 @@ class _AnthropicFormat:
                 "cache_read_input_tokens": 0,
                 "output_tokens": 1,
             }
-        message = {
+        message: dict[str, Any] = {
             "id": "msg_fake",
             "type": "message",
             "role": "assistant",
@@ -725,6 +728,15 @@ class _Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """With TLS, wrap each accepted connection; its handshake then runs in the
+        connection's own thread (on first read), never in the accept loop."""
+        conn, address = super().get_request()
+        tls = self.owner.tls
+        if tls is not None:
+            conn = tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, address
+
     @property
     def api_key(self) -> str | None:
         return self.owner.api_key
@@ -780,12 +792,18 @@ class FakeProviderServer:
         models: dict[str, Behaviour] | None = None,
         default: Behaviour | None = None,
         api_key: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.models: dict[str, Behaviour] = dict(models or {})
         self.default = default
         self.api_key = api_key
+        self.tls = tls
+        #: server names seen in TLS SNI, in order (``None`` for a client sending none)
+        self.sni_names: list[str | None] = []
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, ctx: self.sni_names.append(name)
         self.requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._server: _Server | None = None
@@ -816,7 +834,7 @@ class FakeProviderServer:
         if self._server is None:
             raise RuntimeError("server not started")
         host = self.host if ":" not in self.host else f"[{self.host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def base_url_for(self, kind: str) -> str:
         """The base_url a ModelTarget of that kind (or ``demo``) should use."""

@@ -24,29 +24,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .engine import (
-    REASONING,
-    TEXT,
-    ModelTarget,
-    ProviderError,
-    RunSettings,
-    StreamState,
-    WireFormat,
-    error_message_from_doc,
-)
+from .engine import REASONING, TEXT, ModelTarget, RunSettings, StreamState, WireFormat, error_message_from_doc
+from .errors import AUTH_FAILED, BAD_RESPONSE, RATE_LIMITED, ProviderError, http_error
 
 ANTHROPIC_VERSION = "2023-06-01"
 
 #: Anthropic's error types and the error_type their documented HTTP status maps to.
 ERROR_TYPE_CLASSES = {
-    "invalid_request_error": "http_400",
-    "authentication_error": "auth_failed",
-    "permission_error": "auth_failed",
-    "not_found_error": "http_404",
-    "request_too_large": "http_413",
-    "rate_limit_error": "rate_limited",
-    "api_error": "http_500",
-    "overloaded_error": "http_529",
+    "invalid_request_error": http_error(400),
+    "authentication_error": AUTH_FAILED,
+    "permission_error": AUTH_FAILED,
+    "not_found_error": http_error(404),
+    "request_too_large": http_error(413),
+    "rate_limit_error": RATE_LIMITED,
+    "api_error": http_error(500),
+    "overloaded_error": http_error(529),
 }
 
 _loads = json.loads
@@ -116,17 +108,12 @@ def parse_event(event: bytes | None, data: bytes, state: StreamState) -> int:
         return 0
     if kind == "error":
         err = doc.get("error") or {}
-        etype = err.get("type") if isinstance(err, dict) else None
-        message = error_message_from_doc(doc) or json.dumps(doc)[:300]
+        etype = err.get("type") if isinstance(err, dict) and isinstance(err.get("type"), str) else None
+        message = error_message_from_doc(doc) or json.dumps(doc)
         if etype:
             message = f"{message} ({etype})"
-        raise ProviderError(ERROR_TYPE_CLASSES.get(etype, "bad_response"), message)
+        raise ProviderError(ERROR_TYPE_CLASSES.get(etype or "", BAD_RESPONSE), message)
     return 0  # ping, content_block_start/stop and future event types
-
-
-def classify_http(status: int, doc: Any) -> str | None:
-    """No override: Anthropic's statuses already say what happened (529 = overloaded)."""
-    return None
 
 
 WIRE = WireFormat(
@@ -134,5 +121,4 @@ WIRE = WireFormat(
     terminator="event: message_stop",
     build_request=build_request,
     parse_event=parse_event,
-    classify_http=classify_http,
 )

@@ -2,18 +2,20 @@
 
 ``run_model`` is the only entry the runner needs. It speaks one of three wire formats
 (``openai``, ``anthropic``, ``gemini``; see the sibling modules) over httpx, reads the
-SSE stream as raw bytes through :mod:`.sse`, and turns what it saw into the result
-record of DESIGN §4. It never raises for anything a provider or the network does: every
-such problem becomes ``success: False`` with a classified ``error_type`` and an
-``error`` string that never contains the API key.
+body through :mod:`.body` (bounded decompression) and :mod:`.sse` (bounded parsing),
+connects to vetted addresses only when asked (:mod:`.pinning`), and turns what it saw
+into the result record of DESIGN §4. It never raises for anything a provider or the
+network does: every such problem becomes ``success: False`` with a classified
+``error_type`` (:mod:`.errors`) and an ``error`` string that never contains the API key.
 
 Measurement rules (DESIGN §4) and why they are what they are:
 
 - ``t0`` is ``time.perf_counter()`` taken after the request object is built and just
   before it is handed to httpx, so JSON encoding and client construction are not billed
-  to the provider, while connecting (the first request of a run has no warm-up) is.
-- A chunk's arrival time is taken once per network read, right after ``iter_bytes``
-  yields it; every event parsed out of that read shares it (they did arrive together).
+  to the provider, while connecting (every call opens its own connection) is.
+- A chunk's arrival time is taken once per network read, right after ``iter_raw``
+  yields it (before any decompression); every event parsed out of that read shares it
+  (they did arrive together).
 - TTFT is the arrival of the first chunk carrying content, text or reasoning. An empty
   role-only chunk, which OpenAI-compatible servers send at once, is not content.
   ``ttfo_ms`` is the first non-reasoning content. ITL percentiles use the gaps between
@@ -29,12 +31,20 @@ Measurement rules (DESIGN §4) and why they are what they are:
 - A failed result carries ``total_time_s`` (time until the failure) and leaves every
   other metric ``None``/0, so no average can silently include half a measurement.
 
-Timeouts are read from the environment on every call (never at import):
-``PROVIDER_CONNECT_TIMEOUT_S`` (10), ``PROVIDER_READ_TIMEOUT_S`` (60, the longest
-silence allowed between two reads), ``PROVIDER_TOTAL_TIMEOUT_S`` (300, one model).
+Timeouts and size caps are read from the environment on every call (never at
+import): ``PROVIDER_CONNECT_TIMEOUT_S`` (10), ``PROVIDER_READ_TIMEOUT_S`` (60, the
+longest silence allowed between two reads), ``PROVIDER_TOTAL_TIMEOUT_S`` (300, one
+model); ``PROVIDER_MAX_EVENT_BYTES`` (1 MiB, one SSE line or event) and
+``PROVIDER_MAX_RESPONSE_BYTES`` (32 MiB, one response body after decompression).
 The total timeout and the caller's ``deadline`` are enforced by a watchdog timer that
 shuts the socket down when they pass, so a stream that trickles one byte every 59 s
-still ends on time; both end as ``timeout``.
+still ends on time; both end as ``timeout``. A body or event over its cap ends as
+``bad_response``: whatever an endpoint sends, one model's run holds a bounded amount
+of memory and parses in time linear in what it received.
+
+Error messages are the provider's own words with the API key scrubbed out first and
+the result trimmed after, once, in ``_failure``: nothing upstream cuts a message, so no
+cut can leave a prefix of the key behind.
 
 httpx is imported lazily so that importing this package (e.g. for ``ModelTarget``)
 stays cheap for ``app.py``.
@@ -52,12 +62,16 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import quote
 
-from .sse import SSEParser
+from .body import ACCEPT_ENCODING, body_pieces
+from .errors import BAD_RESPONSE, CANCELLED, NETWORK, TIMEOUT, ProviderError, classify_status
+from .sse import MAX_EVENT_BYTES, SSELimitExceeded, SSEParser
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ssl
+
     import httpx
 
 __all__ = [
@@ -65,31 +79,18 @@ __all__ = [
     "RunSettings",
     "WireFormat",
     "StreamState",
-    "ProviderError",
-    "ERROR_TYPES",
     "TEXT",
     "REASONING",
     "run_model",
     "compute_metrics",
     "percentile",
     "scrub",
-    "classify_status",
     "provider_timeouts",
+    "provider_limits",
     "wire_format",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Every ``error_type`` a result can carry (``http_<status>`` stands for the family).
-ERROR_TYPES = (
-    "rate_limited",
-    "auth_failed",
-    "timeout",
-    "http_<status>",
-    "network",
-    "bad_response",
-    "cancelled",
-)
 
 #: Content flags a wire format's ``parse_event`` returns for one event.
 TEXT = 1
@@ -97,6 +98,9 @@ REASONING = 2
 
 _MESSAGE_LIMIT = 300
 _ERROR_BODY_LIMIT = 64 * 1024
+#: Default of ``PROVIDER_MAX_RESPONSE_BYTES``: a long answer (128k tokens of a few
+#: hundred bytes of JSON each) stays well below it.
+MAX_RESPONSE_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -119,19 +123,6 @@ class RunSettings:
     prompt: str
     max_tokens: int
     temperature: float
-
-
-class ProviderError(Exception):
-    """A classified failure raised inside the engine and its wire formats.
-
-    Carries the final ``error_type`` and the provider's (unscrubbed, untrimmed)
-    message; ``run_model`` turns it into a failure record.
-    """
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
 
 
 class StreamState:
@@ -178,7 +169,7 @@ def wire_format(kind: str) -> WireFormat:
     """Import the wire format lazily (the modules import this one)."""
     module_name = _WIRE_MODULES.get(kind)
     if module_name is None:
-        raise ProviderError("bad_response", f"unknown provider kind {kind!r}")
+        raise ProviderError(BAD_RESPONSE, f"unknown provider kind {kind!r}")
     module = importlib.import_module(f"{__package__}.{module_name}")
     return module.WIRE
 
@@ -193,7 +184,15 @@ class ProviderTimeouts:
     total_s: float
 
 
-def _env_seconds(name: str, default: float) -> float:
+@dataclass(frozen=True)
+class ProviderLimits:
+    max_event_bytes: int
+    max_response_bytes: int
+
+
+def _env_positive(name: str, default: float) -> float:
+    """A positive finite number from the environment; the default (with a warning) for
+    anything else, so a typo in a setting never disables a bound."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -208,17 +207,25 @@ def _env_seconds(name: str, default: float) -> float:
 def provider_timeouts() -> ProviderTimeouts:
     """Read the three provider timeouts from the environment, now."""
     return ProviderTimeouts(
-        connect_s=_env_seconds("PROVIDER_CONNECT_TIMEOUT_S", 10.0),
-        read_s=_env_seconds("PROVIDER_READ_TIMEOUT_S", 60.0),
-        total_s=_env_seconds("PROVIDER_TOTAL_TIMEOUT_S", 300.0),
+        connect_s=_env_positive("PROVIDER_CONNECT_TIMEOUT_S", 10.0),
+        read_s=_env_positive("PROVIDER_READ_TIMEOUT_S", 60.0),
+        total_s=_env_positive("PROVIDER_TOTAL_TIMEOUT_S", 300.0),
+    )
+
+
+def provider_limits() -> ProviderLimits:
+    """Read the two size caps of one model's response from the environment, now."""
+    return ProviderLimits(
+        max_event_bytes=int(_env_positive("PROVIDER_MAX_EVENT_BYTES", MAX_EVENT_BYTES)),
+        max_response_bytes=int(_env_positive("PROVIDER_MAX_RESPONSE_BYTES", MAX_RESPONSE_BYTES)),
     )
 
 
 _ssl_lock = threading.Lock()
-_ssl_context: Any = None
+_ssl_context: "ssl.SSLContext | None" = None
 
 
-def _shared_ssl_context() -> Any:
+def _shared_ssl_context() -> "ssl.SSLContext":
     """One verified SSL context for every client this module makes.
 
     Building one loads the CA bundle (~25 ms); a context is safe to share between
@@ -236,16 +243,18 @@ def _shared_ssl_context() -> Any:
 # ------------------------------------------------------------------ error handling
 
 
-_MASKED = re.compile(r"[A-Za-z0-9_\-]*\*{4,}[A-Za-z0-9_\-]*")
+# A masked token starts at the start of a run of key characters (the look-behind keeps
+# the match from being retried at every position of a long run: linear, not quadratic).
+_MASKED = re.compile(r"(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]*\*{4,}[A-Za-z0-9_\-]*")
 
 
 def scrub(text: str, secret: str | None) -> str:
     """Remove ``secret`` (and its URL-encoded form) from ``text``.
 
-    Applied to every string that leaves the engine, before trimming, so a cut can
-    never leave half a key behind. Also removes a provider's own masked echo of the
-    key (OpenAI's 401 says ``sk-proj-****…abcd``): prefix and last four are still
-    pieces of the key, and the message reads as well without them.
+    Applied to every string that leaves the engine, whole and before trimming, so a
+    cut can never leave part of a key behind. Also removes a provider's own masked
+    echo of the key (OpenAI's 401 says ``sk-proj-****…abcd``): prefix and last four
+    are still pieces of the key, and the message reads as well without them.
     """
     if not secret or not text:
         return text
@@ -264,15 +273,6 @@ _WS = re.compile(r"\s+")
 def _trim(text: str, limit: int = _MESSAGE_LIMIT) -> str:
     text = _WS.sub(" ", text).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def classify_status(status: int) -> str:
-    """DESIGN §4's status rule: 401/403 auth, 429 rate limit, anything else by number."""
-    if status in (401, 403):
-        return "auth_failed"
-    if status == 429:
-        return "rate_limited"
-    return f"http_{status}"
 
 
 def error_message_from_doc(doc: Any) -> str | None:
@@ -299,29 +299,30 @@ def error_message_from_doc(doc: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
         if value:
-            return json.dumps(value)[:_MESSAGE_LIMIT * 2]
+            return json.dumps(value)
     return None
 
 
-def _read_error_body(response: "httpx.Response") -> bytes:
+def _read_error_body(response: "httpx.Response", limits: ProviderLimits) -> bytes:
+    """The first ``_ERROR_BODY_LIMIT`` decoded bytes of a body that is not a stream."""
     body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
+    for _, piece in body_pieces(response, limits.max_response_bytes):
+        body += piece
         if len(body) >= _ERROR_BODY_LIMIT:
             break
     return bytes(body[:_ERROR_BODY_LIMIT])
 
 
-def _http_error(wire: WireFormat, response: "httpx.Response") -> ProviderError:
+def _http_error(wire: WireFormat, response: "httpx.Response", limits: ProviderLimits) -> ProviderError:
     status = response.status_code
     try:
-        body = _read_error_body(response)
+        body = _read_error_body(response, limits)
     except Exception as exc:  # the body is a nicety; the status is the error
         body = f"(error body unreadable: {type(exc).__name__})".encode()
     doc: Any = None
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     message = error_message_from_doc(doc) or body.decode("utf-8", "replace").strip()
     message = message or (response.reason_phrase or "no error body")
@@ -336,19 +337,15 @@ def _transport_error(exc: BaseException, timeouts: ProviderTimeouts) -> Provider
     import httpx
 
     if isinstance(exc, httpx.ConnectTimeout):
-        return ProviderError("timeout", f"connect timed out after {timeouts.connect_s:g} s")
+        return ProviderError(TIMEOUT, f"connect timed out after {timeouts.connect_s:g} s")
     if isinstance(exc, httpx.ReadTimeout):
-        return ProviderError(
-            "timeout", f"no data for {timeouts.read_s:g} s (PROVIDER_READ_TIMEOUT_S)"
-        )
+        return ProviderError(TIMEOUT, f"no data for {timeouts.read_s:g} s (PROVIDER_READ_TIMEOUT_S)")
     if isinstance(exc, httpx.TimeoutException):
-        return ProviderError("timeout", f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, httpx.DecodingError):
-        return ProviderError("bad_response", f"undecodable body: {exc}")
+        return ProviderError(TIMEOUT, f"{type(exc).__name__}: {exc}")
     if isinstance(exc, httpx.RemoteProtocolError):
-        return ProviderError("network", f"connection closed mid-stream: {exc}")
+        return ProviderError(NETWORK, f"connection closed mid-stream: {exc}")
     detail = str(exc) or type(exc).__name__
-    return ProviderError("network", f"{type(exc).__name__}: {detail}")
+    return ProviderError(NETWORK, f"{type(exc).__name__}: {detail}")
 
 
 # ---------------------------------------------------------------------- watchdog
@@ -447,7 +444,7 @@ def compute_metrics(
     known = input_cost_per_mtok is not None and output_cost_per_mtok is not None
     cost = (
         input_tokens * input_cost_per_mtok / 1e6 + output_tokens * output_cost_per_mtok / 1e6
-        if known
+        if input_cost_per_mtok is not None and output_cost_per_mtok is not None
         else 0.0
     )
     return {
@@ -527,57 +524,72 @@ def _consume(
     stream: _Stream,
     should_stop: Callable[[], bool],
     deadline_at: float,
+    limits: ProviderLimits,
 ) -> None:
     """Read the SSE body, timestamping content; raise ProviderError on any failure."""
-    parser = SSEParser()
+    parser = SSEParser(limits.max_event_bytes)
     feed = parser.feed
     parse_event = wire.parse_event
     arrivals = stream.arrivals
-    perf = time.perf_counter
-    chunks = response.iter_bytes()
-    eof = False
-    while True:
-        raw = next(chunks, None)
-        now = perf()
-        if raw is None:
-            eof = True
-            events = parser.close()
-        else:
-            events = feed(raw)
-        flags_seen = 0
-        for event, data in events:
-            try:
-                flags = parse_event(event, data, state)
-            except ProviderError:
-                raise
-            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-                snippet = data[:120].decode("utf-8", "replace")
-                raise ProviderError(
-                    "bad_response", f"unparseable {wire.kind} chunk ({type(exc).__name__}): {snippet}"
-                ) from None
-            if flags:
-                arrivals.append(now)
-                flags_seen |= flags
-                if stream.first_output is None and flags & TEXT:
-                    stream.first_output = now
-            if state.stop_reading:
+    pieces = body_pieces(response, limits.max_response_bytes)
+    try:
+        while True:
+            piece = next(pieces, None)
+            if piece is None:
+                now = time.perf_counter()
+                events = parser.close()
+            else:
+                now, chunk = piece
+                events = feed(chunk)
+            flags_seen = 0
+            for event, data in events:
+                try:
+                    flags = parse_event(event, data, state)
+                except ProviderError:
+                    raise
+                except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+                    raise ProviderError(
+                        BAD_RESPONSE,
+                        f"unparseable {wire.kind} chunk ({type(exc).__name__}): "
+                        + data.decode("utf-8", "replace"),
+                    ) from None
+                if flags:
+                    arrivals.append(now)
+                    flags_seen |= flags
+                    if stream.first_output is None and flags & TEXT:
+                        stream.first_output = now
+                if state.stop_reading:
+                    break
+            if flags_seen and stream.first_content is None:
+                stream.first_content = now
+            if state.stop_reading or piece is None:
                 break
-        if flags_seen and stream.first_content is None:
-            stream.first_content = now
-        if state.stop_reading or eof:
-            break
-        if should_stop():
-            raise ProviderError("cancelled", "stopped on request")
-        if time.monotonic() >= deadline_at:
-            raise _DeadlineReached()
-    if not state.finished:
+            if should_stop():
+                raise ProviderError(CANCELLED, "stopped on request")
+            if time.monotonic() >= deadline_at:
+                raise _DeadlineReached()
+    except SSELimitExceeded as exc:
         raise ProviderError(
-            "bad_response", f"stream ended without its terminator ({wire.terminator})"
-        )
+            BAD_RESPONSE, f"an SSE {exc.what} longer than PROVIDER_MAX_EVENT_BYTES ({exc.limit} bytes)"
+        ) from None
+    if not state.finished:
+        raise ProviderError(BAD_RESPONSE, f"stream ended without its terminator ({wire.terminator})")
 
 
 class _DeadlineReached(Exception):
     """Internal: the deadline passed between two reads."""
+
+
+def _new_client(url: str, connect_to: Sequence[str] | None) -> "httpx.Client":
+    """A client for one request: pinned to ``connect_to`` when given, else resolving."""
+    import httpx
+
+    if not connect_to:
+        return httpx.Client(follow_redirects=False, verify=_shared_ssl_context())
+    from .pinning import parse_addresses, pinned_client
+
+    host = httpx.URL(url).raw_host.decode("ascii")
+    return pinned_client(host, parse_addresses(connect_to), _shared_ssl_context())
 
 
 def run_model(
@@ -587,20 +599,28 @@ def run_model(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     deadline: float | None = None,
-    client: "httpx.Client | None" = None,
+    connect_to: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Stream one model once and return its DESIGN §4 result record.
+
+    One call is one measured request on a connection of its own, opened for the call
+    and closed after it (reading stops at ``[DONE]``/``message_stop`` and that
+    connection is closed, not pooled): calling it N times in a row measures N requests
+    alike, each paying connection setup, and a warm-up is a call whose result is
+    dropped.
 
     ``should_stop`` is polled before the request and after every network read (a
     cancel lands within one chunk, or at the read timeout during a stall).
     ``deadline`` is a ``time.monotonic()`` value; with ``PROVIDER_TOTAL_TIMEOUT_S`` it
-    bounds the whole call. ``client`` lets the runner share a client; without it a
-    client is made for this call and closed after, so every model pays connection
-    setup alike (no warm-up, DESIGN §4). Reading stops at ``[DONE]``/``message_stop``
-    and that connection is then closed rather than pooled, for the same reason.
+    bounds the whole call. ``connect_to`` holds the IP addresses vetted for the target's
+    host (``user_providers.check_endpoint``'s answer): the TCP connection goes to one
+    of them, tried in order, never to a second DNS answer, while the ``Host`` header,
+    TLS SNI and the certificate check keep the URL's name. Empty or ``None`` resolves
+    the host normally (built-in providers, or private endpoints allowed).
     Provider and network problems are returned as failure records, never raised.
     """
     timeouts = provider_timeouts()
+    limits = provider_limits()
     started = time.monotonic()
     deadline_at = started + timeouts.total_s
     deadline_reason = f"total timeout of {timeouts.total_s:g} s (PROVIDER_TOTAL_TIMEOUT_S)"
@@ -612,10 +632,10 @@ def run_model(
         return _failure(target, err, time.perf_counter() - t0, api_key)
 
     if should_stop():
-        return fail(ProviderError("cancelled", "stopped on request before sending"))
+        return fail(ProviderError(CANCELLED, "stopped on request before sending"))
     remaining = deadline_at - time.monotonic()
     if remaining <= 0:
-        return fail(ProviderError("timeout", f"{deadline_reason} before the request was sent"))
+        return fail(ProviderError(TIMEOUT, f"{deadline_reason} before the request was sent"))
 
     import httpx
 
@@ -625,14 +645,13 @@ def run_model(
     except ProviderError as err:
         return fail(err)
 
-    own_client = client is None
+    client: httpx.Client | None = None
     try:
-        if own_client:
-            client = httpx.Client(follow_redirects=False, verify=_shared_ssl_context())
+        client = _new_client(url, connect_to)
         request = client.build_request(
             "POST",
             url,
-            headers=headers,
+            headers={**headers, "Accept-Encoding": ACCEPT_ENCODING},
             json=body,
             timeout=httpx.Timeout(
                 connect=min(timeouts.connect_s, remaining),
@@ -641,10 +660,10 @@ def run_model(
                 pool=min(timeouts.connect_s, remaining),
             ),
         )
-    except Exception as exc:  # bad URL and the like: nothing was sent
-        if own_client and client is not None:
+    except Exception as exc:  # bad URL or address and the like: nothing was sent
+        if client is not None:
             client.close()
-        return fail(ProviderError("network", f"cannot send the request: {type(exc).__name__}: {exc}"))
+        return fail(ProviderError(NETWORK, f"cannot send the request: {type(exc).__name__}: {exc}"))
 
     state = StreamState()
     stream = _Stream()
@@ -655,40 +674,40 @@ def run_model(
         try:
             watchdog.arm(response)
             if response.status_code != 200:
-                raise _http_error(wire, response)
+                raise _http_error(wire, response, limits)
             content_type = response.headers.get("content-type", "").lower()
             if content_type.startswith("application/json"):
-                head = _read_error_body(response)[:200].decode("utf-8", "replace")
+                head = _read_error_body(response, limits).decode("utf-8", "replace")
                 raise ProviderError(
-                    "bad_response",
+                    BAD_RESPONSE,
                     f"expected a text/event-stream, got a non-streaming {content_type} answer: {head}",
                 )
-            _consume(response, wire, state, stream, should_stop, deadline_at)
+            _consume(response, wire, state, stream, should_stop, deadline_at, limits)
             t_end = time.perf_counter()
         finally:
             watchdog.disarm()
             response.close()
     except ProviderError as err:
-        if watchdog.fired and err.error_type in ("network", "bad_response"):
-            err = ProviderError("timeout", deadline_reason)
+        if watchdog.fired and err.error_type in (NETWORK, BAD_RESPONSE):
+            err = ProviderError(TIMEOUT, deadline_reason)
         return fail(err)
     except _DeadlineReached:
-        return fail(ProviderError("timeout", deadline_reason))
+        return fail(ProviderError(TIMEOUT, deadline_reason))
     except (httpx.HTTPError, OSError) as exc:
         if watchdog.fired or (
             isinstance(exc, httpx.ReadTimeout) and time.monotonic() >= deadline_at - 0.01
         ):
-            return fail(ProviderError("timeout", deadline_reason))
+            return fail(ProviderError(TIMEOUT, deadline_reason))
         return fail(_transport_error(exc, timeouts))
     finally:
-        if own_client:
-            client.close()
+        client.close()
 
     if stream.first_content is None:
         reason = f" (finish reason: {state.finish_reason})" if state.finish_reason else ""
-        return fail(ProviderError("bad_response", f"stream finished without any content{reason}"))
+        return fail(ProviderError(BAD_RESPONSE, f"stream finished without any content{reason}"))
 
-    usage_reported = state.output_tokens is not None
+    reported_output = state.output_tokens
+    usage_reported = reported_output is not None
     record = _base_record(target)
     record.update(
         compute_metrics(
@@ -698,7 +717,7 @@ def run_model(
             first_output=stream.first_output,
             arrivals=stream.arrivals,
             input_tokens=state.input_tokens if usage_reported else None,
-            output_tokens=state.output_tokens if usage_reported else len(stream.arrivals),
+            output_tokens=reported_output if reported_output is not None else len(stream.arrivals),
             usage_reported=usage_reported,
             input_cost_per_mtok=target.input_cost_per_mtok,
             output_cost_per_mtok=target.output_cost_per_mtok,

@@ -26,17 +26,8 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from .engine import (
-    REASONING,
-    TEXT,
-    ModelTarget,
-    ProviderError,
-    RunSettings,
-    StreamState,
-    WireFormat,
-    classify_status,
-    error_message_from_doc,
-)
+from .engine import REASONING, TEXT, ModelTarget, RunSettings, StreamState, WireFormat, error_message_from_doc
+from .errors import AUTH_FAILED, BAD_RESPONSE, ProviderError, classify_status
 
 _AUTH_REASONS = {"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED"}
 _loads = json.loads
@@ -62,11 +53,11 @@ def build_request(
 
 
 def _error(err: Any) -> ProviderError:
-    message = error_message_from_doc({"error": err}) or json.dumps(err)[:300]
+    message = error_message_from_doc({"error": err}) or json.dumps(err)
     code = err.get("code") if isinstance(err, dict) else None
     if isinstance(code, int) and 100 <= code <= 599:
         return ProviderError(_classify(code, {"error": err}), message)
-    return ProviderError("bad_response", message)
+    return ProviderError(BAD_RESPONSE, message)
 
 
 def parse_event(event: bytes | None, data: bytes, state: StreamState) -> int:
@@ -101,7 +92,7 @@ def parse_event(event: bytes | None, data: bytes, state: StreamState) -> int:
             raise _error(doc["error"])
         block = (doc.get("promptFeedback") or {}).get("blockReason")
         if block:
-            raise ProviderError("bad_response", f"prompt blocked by Gemini: {block}")
+            raise ProviderError(BAD_RESPONSE, f"prompt blocked by Gemini: {block}")
     return flags
 
 
@@ -112,7 +103,7 @@ def _reasons(doc: Any) -> set[str]:
     details = err.get("details") if isinstance(err, dict) else None
     if not isinstance(details, list):
         return set()
-    return {d.get("reason") for d in details if isinstance(d, dict) and d.get("reason")}
+    return {d["reason"] for d in details if isinstance(d, dict) and isinstance(d.get("reason"), str)}
 
 
 def _classify(status: int, doc: Any) -> str:
@@ -123,7 +114,7 @@ def _classify(status: int, doc: Any) -> str:
 def classify_http(status: int, doc: Any) -> str | None:
     """A 400 that is really a bad key (``API_KEY_INVALID``) is ``auth_failed``."""
     if status == 400 and _reasons(doc) & _AUTH_REASONS:
-        return "auth_failed"
+        return AUTH_FAILED
     return None
 
 

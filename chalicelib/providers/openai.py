@@ -30,17 +30,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from .engine import (
-    REASONING,
-    TEXT,
-    ModelTarget,
-    ProviderError,
-    RunSettings,
-    StreamState,
-    WireFormat,
-    classify_status,
-    error_message_from_doc,
-)
+from .engine import REASONING, TEXT, ModelTarget, RunSettings, StreamState, WireFormat, error_message_from_doc
+from .errors import BAD_RESPONSE, RATE_LIMITED, ProviderError, classify_status, http_error
 
 _DONE = b"[DONE]"
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
@@ -72,17 +63,17 @@ def build_request(
 
 
 def _stream_error(err: Any) -> ProviderError:
-    message = error_message_from_doc({"error": err}) or json.dumps(err)[:300]
+    message = error_message_from_doc({"error": err}) or json.dumps(err)
     if isinstance(err, dict):
         code = err.get("code")
         if isinstance(code, int) and 100 <= code <= 599:
             return ProviderError(classify_status(code), message)
         kind = f"{err.get('type')} {code}".lower()
         if "rate_limit" in kind or "tokens" == err.get("type") or "requests" == err.get("type"):
-            return ProviderError("rate_limited", message)
+            return ProviderError(RATE_LIMITED, message)
         if "server_error" in kind or "internal" in kind:
-            return ProviderError("http_500", message)
-    return ProviderError("bad_response", message)
+            return ProviderError(http_error(500), message)
+    return ProviderError(BAD_RESPONSE, message)
 
 
 def parse_event(event: bytes | None, data: bytes, state: StreamState) -> int:

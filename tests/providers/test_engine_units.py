@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,16 +14,15 @@ from chalicelib.providers.engine import (
     REASONING,
     TEXT,
     ModelTarget,
-    ProviderError,
     RunSettings,
     StreamState,
-    classify_status,
     compute_metrics,
     error_message_from_doc,
     percentile,
     provider_timeouts,
     scrub,
 )
+from chalicelib.providers.errors import ProviderError
 from chalicelib.providers.gemini import classify_http as gemini_classify
 from chalicelib.providers.gemini import parse_event as gemini_event
 from chalicelib.providers.openai import build_request as openai_request
@@ -87,12 +87,6 @@ def test_scrub_removes_key_encoded_and_masked_forms():
     out = scrub(text, key)
     assert "abc" not in out and "1234" not in out and out.endswith("and ****")
     assert scrub("nothing", None) == "nothing" and scrub("", key) == ""
-
-
-def test_status_classification():
-    assert classify_status(401) == classify_status(403) == "auth_failed"
-    assert classify_status(429) == "rate_limited"
-    assert classify_status(500) == "http_500" and classify_status(529) == "http_529"
 
 
 def test_gemini_api_key_invalid_reason():
@@ -212,3 +206,70 @@ def test_bad_url_is_a_failure_record():
 def test_importing_the_package_does_not_import_httpx():
     code = "import sys, chalicelib.providers; assert 'httpx' not in sys.modules, 'httpx imported'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+# ------------------------------------------------- which chunks the times come from
+
+
+#: Bytes found in every content chunk of the fake server's streams and in no other
+#: (OpenAI's role chunk has ``"content":""``, Gemini's first chunk ``"text":""``).
+CONTENT_MARKERS = {"openai": b'"delta":{"content":"', "anthropic": b'"text_delta"', "gemini": b'"text":" '}
+
+
+class _Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _ScriptedResponse:
+    """An uncompressed response whose chunks arrive at scripted ``perf_counter`` times."""
+
+    headers: dict[str, str] = {}
+
+    def __init__(self, timed: list[tuple[float, bytes]], clock: _Clock) -> None:
+        self._timed = timed
+        self._clock = clock
+
+    def iter_raw(self):
+        for at, chunk in self._timed:
+            self._clock.now = at
+            yield chunk
+        self._clock.now += 0.001  # end of body
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "gemini"])
+def test_ttft_and_itl_are_taken_from_content_chunks_only(kind, server, monkeypatch):
+    """The fake server's real stream, one event per read: content-free events (role
+    chunk, message_start, ping, finish, usage) at other times than the content. TTFT
+    must be the first content chunk's time, the ITL gaps those between content chunks."""
+    import httpx
+
+    target = ModelTarget("x", kind, server.base_url_for(kind), "t+ttft=0+itl=0+tokens=6", "x/t")
+    url, headers, body = engine.wire_format(kind).build_request(target, RunSettings("hi", 10, 0.0), "k")
+    events = [e + b"\n\n" for e in httpx.post(url, headers=headers, json=body).content.split(b"\n\n") if e]
+    content = [CONTENT_MARKERS[kind] in e for e in events]
+    assert sum(content) == 6 and not content[0]
+    token_times = iter([10.150 + 0.010 * i for i in range(6)])
+    timed, last = [], 10.0
+    for event, is_content in zip(events, content):
+        last = next(token_times) if is_content else last + 0.003
+        timed.append((last, event))
+
+    clock = _Clock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    state, stream = StreamState(), engine._Stream()
+    engine._consume(
+        _ScriptedResponse(timed, clock), engine.wire_format(kind), state, stream,
+        lambda: False, time.monotonic() + 60, engine.provider_limits(),
+    )
+    m = compute_metrics(
+        t0=10.0, t_end=clock.now, first_content=stream.first_content, first_output=stream.first_output,
+        arrivals=stream.arrivals, input_tokens=state.input_tokens, output_tokens=state.output_tokens,
+        usage_reported=True, input_cost_per_mtok=None, output_cost_per_mtok=None,
+    )
+    assert stream.arrivals == [at for (at, _), c in zip(timed, content) if c]
+    assert m["ttft_ms"] == m["ttfo_ms"] == 150.0
+    assert m["itl_p50_ms"] == m["itl_p99_ms"] == 10.0
+    assert m["output_tokens"] == 6

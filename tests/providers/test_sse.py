@@ -1,10 +1,11 @@
 """The SSE parser: framing rules, and the same events whatever the byte slicing."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.providers.sse import SSEParser, iter_events
+from chalicelib.providers.sse import SSELimitExceeded, SSEParser, iter_events
 
 
 def parse(*chunks: bytes) -> list:
@@ -71,3 +72,35 @@ def test_any_slicing_gives_the_same_events(events, crlf, comments, cuts):
     expected = [(name, data) for name, data in events]
     assert parse(*pieces) == expected
     assert parse(stream) == expected
+
+
+def test_a_line_past_the_cap_is_refused_however_it_is_sliced():
+    parser = SSEParser(max_event_bytes=100)
+    assert parser.feed(b"data: " + b"x" * 50) == []
+    with pytest.raises(SSELimitExceeded) as caught:
+        for _ in range(10):
+            parser.feed(b"x" * 10)  # no newline: the line only grows
+    assert caught.value.what == "line" and caught.value.limit == 100
+
+
+def test_a_line_under_the_cap_arriving_in_many_pieces_is_one_line():
+    body = b"data: " + b"z" * 5000 + b"\r\n\r\n"
+    pieces = [body[i : i + 7] for i in range(0, len(body), 7)]
+    assert list(iter_events(pieces, max_event_bytes=5010)) == [(None, b"z" * 5000)]
+
+
+def test_an_event_past_the_cap_is_refused_even_with_short_lines():
+    with pytest.raises(SSELimitExceeded) as caught:
+        parse_capped(100, b"data: " + b"y" * 60 + b"\n" + b"data: " + b"y" * 60 + b"\n")
+    assert caught.value.what == "event"
+    with pytest.raises(SSELimitExceeded):
+        parse_capped(100, b"data\n" * 101)  # empty data lines still cost their newline
+
+
+def test_an_event_at_the_cap_passes_and_the_count_restarts_per_event():
+    at_cap = b"data: " + b"a" * 99 + b"\n\n"  # 99 bytes and the joining newline
+    assert parse_capped(100, at_cap * 3) == [(None, b"a" * 99)] * 3
+
+
+def parse_capped(limit: int, *chunks: bytes) -> list:
+    return list(iter_events(chunks, max_event_bytes=limit))
