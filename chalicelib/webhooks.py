@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 from chalicelib import config, user_providers
 
 if TYPE_CHECKING:  # pragma: no cover
-    import httpcore
     import httpx
 
 USER_AGENT = "benchmark-scheduler-webhooks/1"
@@ -231,49 +229,13 @@ def _verified_ssl_context() -> ssl.SSLContext:
 
 def _client(url: str, addresses: Sequence[str]) -> httpx.Client:
     """A client for one delivery: no redirects, no proxy from the environment, and, when
-    the guard vetted addresses, connections to those addresses only."""
-    import httpcore
+    the guard vetted addresses, connections to those addresses only (the provider
+    engine's pinning: one way to connect to a user's URL)."""
     import httpx
+
+    from chalicelib.providers.pinning import parse_addresses, pinned_client
 
     if not addresses:
         return httpx.Client(follow_redirects=False, trust_env=False, verify=_verified_ssl_context())
-    transport = httpx.HTTPTransport(verify=_verified_ssl_context(), trust_env=False)
-    if not isinstance(getattr(transport, "_pool", None), httpcore.ConnectionPool):
-        raise RuntimeError("httpx's transport has no connection pool to pin")
-    host = httpx.URL(url).host
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=_verified_ssl_context(),
-        network_backend=_pinned_backend(host, [ipaddress.ip_address(a) for a in addresses]),
-    )
-    return httpx.Client(transport=transport, follow_redirects=False, trust_env=False)
-
-
-def _pinned_backend(vetted_host: str, addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> httpcore.SyncBackend:
-    """A TCP backend that connects `vetted_host` to `addresses` (in order) and nothing
-    else: the Host header, TLS SNI and the certificate check keep the URL's name."""
-    import httpcore
-
-    class Pinned(httpcore.SyncBackend):
-        def connect_tcp(
-            self,
-            host: str,
-            port: int,
-            timeout: float | None = None,
-            local_address: str | None = None,
-            socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-        ) -> httpcore.NetworkStream:
-            if host.lower() != vetted_host.lower():
-                raise httpcore.ConnectError(f"no vetted address for host {host!r}")
-            until = None if timeout is None else time.monotonic() + timeout
-            failure: Exception = httpcore.ConnectError("no vetted address to connect to")
-            for address in addresses:
-                left = None if until is None else until - time.monotonic()
-                if left is not None and left <= 0:
-                    raise httpcore.ConnectTimeout(f"connect timed out trying {host}'s vetted addresses")
-                try:
-                    return super().connect_tcp(str(address), port, left, local_address, socket_options)
-                except (httpcore.ConnectError, httpcore.ConnectTimeout) as err:
-                    failure = err
-            raise failure
-
-    return Pinned()
+    host = httpx.URL(url).raw_host.decode("ascii")
+    return pinned_client(host, parse_addresses(addresses), _verified_ssl_context())
