@@ -8,16 +8,13 @@ transition evaluated twice has the same key. Events expire after `ALERT_EVENTS_T
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib import alerts, clock, config, writes
+from chalicelib import alerts, clock, config, cursors, writes
 from chalicelib.alert_delivery import FIELDS
 from chalicelib.tables import AlertEventModel
 
@@ -57,29 +54,20 @@ def record_delivery(user_id: str, key: str, delivery: str) -> None:
 
 
 class EventsQuery(BaseModel):
-    """`GET /api/alerts/events?alert_id=&limit=20&cursor=`."""
+    """`GET /api/alerts/events?alert_id=&limit=20&cursor=` (`cursor` reads as an event key)."""
 
     model_config = ConfigDict(extra="forbid")
 
     alert_id: Annotated[str, Field(pattern=_ALERT_ID.pattern)] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 20
-    cursor: str | None = None
-
-    @field_validator("cursor")
-    @classmethod
-    def _readable_cursor(cls, value: str | None) -> str | None:
-        if value is not None:
-            _cursor_key(value)
-        return value
+    cursor: Annotated[str, cursors.key_in(_EVENT_KEY)] | None = None
 
 
 def list_events(user_id: str, query: EventsQuery) -> dict[str, Any]:
     """Newest first, of one rule or all; another user's rule is not found (404)."""
     if query.alert_id is not None:
         alerts.get(user_id, query.alert_id)
-    start: dict[str, dict[str, Any]] | None = None
-    if query.cursor:
-        start = {"user_id": {"S": user_id}, "event_key": {"S": _cursor_key(query.cursor)}}
+    start = {"user_id": {"S": user_id}, "event_key": {"S": query.cursor}} if query.cursor else None
     if query.alert_id:
         items = AlertEventModel.by_alert.query(
             query.alert_id,
@@ -92,37 +80,11 @@ def list_events(user_id: str, query: EventsQuery) -> dict[str, Any]:
         items = AlertEventModel.query(
             user_id, scan_index_forward=False, last_evaluated_key=start, page_size=query.limit + 1
         )
-    found: list[AlertEventModel] = []
-    for item in items:  # one more than asked tells whether a next page exists
-        found.append(item)
-        if len(found) > query.limit:
-            break
-    more = len(found) > query.limit
-    found = found[: query.limit]
-    return {
-        "events": [to_public(item) for item in found],
-        "next_cursor": _encode_cursor(found[-1].event_key) if more else None,
-    }
+    found, next_cursor = cursors.page(items, query.limit, lambda item: item.event_key)
+    return {"events": [to_public(item) for item in found], "next_cursor": next_cursor}
 
 
 def to_public(item: AlertEventModel) -> dict[str, Any]:
     event = item.event or {}
     shown = {name: event.get(name) for name in FIELDS if name != "event_id"}
     return {"id": event.get("event_id"), **shown, "delivery": item.delivery}
-
-
-def _encode_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"e": key}).encode()).decode().rstrip("=")
-
-
-def _cursor_key(cursor: str) -> str:
-    """The event key a cursor holds; the user is always the caller, so another user's
-    cursor pages through the caller's own events."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()))["e"]
-        if not isinstance(key, str) or not _EVENT_KEY.match(key):
-            raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise ValueError("not a cursor this API gave out") from None
-    return key
