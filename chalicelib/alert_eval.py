@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 from pynamodb.attributes import MapAttribute
 from pynamodb.expressions.operand import Path
 
-from chalicelib import alert_delivery, alert_events, alerts, clock, config, writes
+from chalicelib import alert_delivery, alert_events, alerts, clock, config, user_providers, writes
 from chalicelib.alert_rules import Condition, Verdict, from_stored, judge, metric_value
 from chalicelib.tables import AlertModel, RunModel
 
@@ -92,17 +92,21 @@ def _evaluate(user_id: str, run: Mapping[str, Any], deadline: float) -> list[Sen
     schedule_id = (run.get("metadata") or {}).get("schedule_id")
     results = [r for r in run.get("results") or [] if isinstance(r, Mapping) and isinstance(r.get("model"), str)]
     rules = [r for r in alerts.rules_of(user_id) if r.enabled and r.schedule_id in (None, schedule_id)]
+    keys = _model_keys(user_id, rules)
     checks = [
         _Check(rule, from_stored(rule.condition), result)
         for rule in rules
         for result in results
-        if watches(rule.model, result)
+        if watches(rule.model, keys.get(rule.model), result)
     ]
     if not checks:
         return []
     baselines = _baselines(user_id, run_id, schedule_id, checks)
     changes: list[tuple[AlertModel, dict[str, Any]]] = []
     for check in checks:
+        if time.monotonic() >= deadline:  # left as they are: the next run sees them again
+            log.warning("alerts: run %s: the budget ran out before every rule was judged", run_id)
+            break
         metric = check.condition.metric or ""
         verdict = judge(check.condition, check.result, baselines.get((check.model, metric), ()))
         if verdict is None:
@@ -116,10 +120,22 @@ def _evaluate(user_id: str, run: Mapping[str, Any], deadline: float) -> list[Sen
     return _deliver_all(user_id, changes, deadline)
 
 
-def watches(rule_model: str, result: Mapping[str, Any]) -> bool:
-    """A rule's model names a result by the name the schedule gives it (`gpt-4o`), by
-    `provider/model` (`openai/gpt-4o`), or is `*`."""
-    return rule_model in (alerts.ANY_MODEL, result.get("model"), f"{result.get('provider')}/{result.get('model_id')}")
+def watches(rule_model: str, rule_key: str | None, result: Mapping[str, Any]) -> bool:
+    """A rule watches every model (`*`), or one: by the name the schedule gives it, or by
+    its `provider/model` key (`gpt-4o` and `openai/gpt-4o` are one model)."""
+    if rule_model in (alerts.ANY_MODEL, result.get("model")):
+        return True
+    return rule_key is not None and rule_key == f"{result.get('provider')}/{result.get('model_id')}"
+
+
+def _model_keys(user_id: str, rules: Sequence[AlertModel]) -> dict[str, str]:
+    """Each rule's model as `provider/model` (the user's providers are read only if a rule
+    names a model)."""
+    named = {rule.model for rule in rules if rule.model != alerts.ANY_MODEL}
+    if not named:
+        return {}
+    providers = user_providers.providers_for(user_id)
+    return {name: alerts.model_key(name, providers) for name in named}
 
 
 def event_id(alert_id: str, model: str, run_id: str) -> str:
@@ -213,8 +229,11 @@ def _deliver_all(user_id: str, changes: list[tuple[AlertModel, dict[str, Any]]],
     each outcome is recorded on the event."""
     if not changes:
         return []
+    targets = {rule.alert_id: _webhook(rule) for rule, _event in changes}  # one secret decrypted per rule
     pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_DELIVERIES, len(changes)), thread_name_prefix="alert")
-    futures = {pool.submit(_deliver_one, user_id, rule, event, deadline): event for rule, event in changes}
+    futures = {
+        pool.submit(_deliver_one, user_id, event, targets[rule.alert_id], deadline): event for rule, event in changes
+    }
     done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()) + 1.0)
     pool.shutdown(wait=False, cancel_futures=True)
     sent = [Sent(futures[f], f.result()) for f in done]
@@ -225,21 +244,27 @@ def _deliver_all(user_id: str, changes: list[tuple[AlertModel, dict[str, Any]]],
     return sent
 
 
-def _deliver_one(user_id: str, rule: AlertModel, event: dict[str, Any], deadline: float) -> str:
+def _webhook(rule: AlertModel) -> alert_delivery.Webhook | None | str:
+    """The rule's webhook, or why it cannot be used (a secret that no longer decrypts)."""
     try:
-        webhook = alerts.webhook_of(rule)
-    except Exception as err:  # noqa: BLE001 - e.g. a secret that no longer decrypts
+        return alerts.webhook_of(rule)
+    except Exception as err:  # noqa: BLE001 - one rule's broken secret must not stop the others
         log.warning("alerts: the webhook secret of rule %s cannot be read", rule.alert_id, exc_info=True)
-        alert_delivery.deliver(user_id, event, None, deadline)  # the user's tabs still hear of it
-        delivery = f"failed: the webhook secret cannot be read ({type(err).__name__})"
-    else:
-        try:
-            delivery = alert_delivery.deliver(user_id, event, webhook, deadline).recorded
-        except Exception as err:  # noqa: BLE001 - a delivery must not take the others down
-            log.warning("alerts: delivering %s failed", event["event_id"], exc_info=True)
-            delivery = f"failed: {type(err).__name__}"
+        return f"failed: the webhook secret cannot be read ({type(err).__name__})"
+
+
+def _deliver_one(user_id: str, event: dict[str, Any], target: alert_delivery.Webhook | None | str, deadline: float) -> str:
+    try:
+        if isinstance(target, str):
+            alert_delivery.deliver(user_id, event, None, deadline)  # the user's tabs still hear of it
+            delivery = target
+        else:
+            delivery = alert_delivery.deliver(user_id, event, target, deadline).recorded
+    except Exception as err:  # noqa: BLE001 - a delivery must not take the others down
+        log.warning("alerts: delivering %s failed", event["event_id"], exc_info=True)
+        delivery = f"failed: {type(err).__name__}"
     if delivery.startswith("failed"):
-        log.warning("alerts: webhook of rule %s: %s", rule.alert_id, delivery)
+        log.warning("alerts: webhook of rule %s: %s", event["alert_id"], delivery)
     _record(user_id, event, delivery)
     return delivery
 

@@ -18,7 +18,7 @@ import secrets
 import time
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from pynamodb.attributes import MapAttribute
@@ -27,6 +27,7 @@ from pynamodb.expressions.condition import Condition as WriteCondition
 
 from chalicelib import alert_delivery, catalog, clock, config, keys, schedules, user_providers, webhooks, writes
 from chalicelib.alert_rules import Condition, from_stored
+from chalicelib.catalog import ProviderInfo
 from chalicelib.errors import ApiError, Conflict, NotFound, TooManyRequests, Unprocessable, invalid
 from chalicelib.tables import RULE_COUNTER, AlertModel
 
@@ -262,7 +263,11 @@ def send_test(user_id: str, alert_id: str) -> alert_delivery.Delivery:
         "detail": "A test delivery: nothing has fired.",
     }
     once = dataclasses.replace(webhooks.Policy.from_settings(), retries=0)
-    return alert_delivery.deliver(user_id, event, webhook_of(item), time.monotonic() + once.timeout_s, once)
+    try:
+        webhook = webhook_of(item)
+    except keys.KeyVaultError:
+        return alert_delivery.Delivery("failed", "the webhook secret cannot be read: delete and re-create the rule")
+    return alert_delivery.deliver(user_id, event, webhook, time.monotonic() + once.timeout_s, once)
 
 
 # --- checks -----------------------------------------------------------------------------------
@@ -271,18 +276,31 @@ def send_test(user_id: str, alert_id: str) -> alert_delivery.Delivery:
 def _check_target(user_id: str, schedule_id: str | None, model: str) -> None:
     """The schedule must be the caller's (404 otherwise, like any unknown id); the model
     must be one it runs, or, for every schedule, a model the catalog knows."""
+    if schedule_id is None and model == ANY_MODEL:
+        return
+    providers = user_providers.providers_for(user_id)
     if schedule_id is not None:
         schedule = schedules.get(user_id, schedule_id)
-        if model != ANY_MODEL and model not in schedule.models:
-            raise invalid("model", f"{model!r} is not one of the schedule's models", model=model)
-        return
-    if model == ANY_MODEL:
+        runs = {model_key(name, providers) for name in schedule.models}
+        if model != ANY_MODEL and model not in schedule.models and model_key(model, providers) not in runs:
+            raise invalid("model", f"{model!r} is not one of the schedule's models", model=model[:100])
         return
     try:
-        catalog.resolve(model, user_providers.providers_for(user_id))
+        catalog.resolve(model, providers)
     except Unprocessable as err:
         message = err.detail[0]["message"] if isinstance(err.detail, list) and err.detail else str(err)
         raise invalid("model", message, model=model[:100]) from None
+
+
+def model_key(name: str, providers: Mapping[str, ProviderInfo]) -> str:
+    """`provider/model` for a model name (`gpt-4o` → `openai/gpt-4o`), as a result's
+    `provider` and `model_id` say it; the name itself when it no longer resolves (its
+    provider deleted since). Rules and results are matched on it."""
+    try:
+        target = catalog.resolve(name, providers)
+    except Unprocessable:
+        return name
+    return f"{target.provider_key}/{target.model}"
 
 
 def _check_webhook(url: str) -> None:

@@ -138,6 +138,9 @@ def test_the_schedule_must_be_the_callers_and_the_model_one_it_runs(alice, bob, 
     status, data = alice.post("/api/alerts", rule(schedule_id=mine, model="claude-sonnet-4-5"))
     assert status == 422 and data["detail"][0]["field"] == "model"
     assert alice.post("/api/alerts", rule(schedule_id=mine, model="*"))[0] == 200
+    assert alice.post("/api/alerts", rule(schedule_id=mine, model="openai/gpt-4o"))[0] == 200  # its gpt-4o
+    assert alice.post("/api/alerts", rule(schedule_id=mine, model="gpt-4o-mini"))[0] == 200  # its openai/gpt-4o-mini
+    assert alice.post("/api/alerts", rule(schedule_id=mine, model="openai/gpt-5"))[0] == 422
     created = alice.post("/api/alerts", rule())[1]["alert"]
     assert alice.put(f"/api/alerts/{created['id']}", {"schedule_id": bobs})[0] == 404
     assert bob.get("/api/alerts")[1] == {"alerts": []}
@@ -312,6 +315,18 @@ def test_a_test_delivery_reports_a_failing_webhook_after_one_attempt(alice, rece
     assert status == 200
     assert answer["delivery"] == {"outcome": "failed", "detail": "HTTP 500 after 1 attempt"}
     assert len(receiver.received) == 1
+
+
+def test_a_test_delivery_with_a_secret_that_no_longer_decrypts_is_a_failed_delivery(alice, receiver):
+    _, first = alice.post("/api/alerts", rule(webhook_url=receiver.url))
+    _, second = alice.post("/api/alerts", rule(webhook_url=receiver.url))
+    AlertModel(alice.id, second["id"]).update(actions=[AlertModel.secret.set(alerts.get(alice.id, first["id"]).secret)])
+
+    status, answer = alice.post(f"/api/alerts/{second['id']}/test")
+
+    assert status == 200 and answer["delivery"]["outcome"] == "failed"
+    assert "secret cannot be read" in answer["delivery"]["detail"]
+    assert receiver.received == []
 
 
 def test_a_rule_without_webhook_tests_on_the_websocket_only(alice, recorded_events):

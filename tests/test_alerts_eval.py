@@ -179,9 +179,16 @@ def test_a_rule_watches_its_model_by_schedule_name_or_provider_and_id(user, cloc
     make_rule({"kind": "failure"}, model="openai/gpt-4o", name="by provider")
     make_rule({"kind": "failure"}, model="gpt-4o", name="by name")
     make_rule({"kind": "failure"}, model="gpt-4o-mini", name="another model")
+    make_rule({"kind": "failure"}, model="openai/gpt-4.1", name="named the other way")
     bare = result("gpt-4o", error_type="http_500") | {"provider": "openai", "model_id": "gpt-4o"}
-    run = save_run(clock, USER, SCHEDULE, [bare])
-    assert sorted(s.event["name"] for s in alert_eval.evaluate(USER, run)) == ["by name", "by provider"]
+    full = result("openai/gpt-4.1", error_type="http_500")
+    run = save_run(clock, USER, SCHEDULE, [bare, full])
+    assert sorted(s.event["name"] for s in alert_eval.evaluate(USER, run)) == [
+        "by name", "by provider", "named the other way",
+    ]
+    make_rule({"kind": "failure"}, model="gpt-4.1", name="bare id of a full name")
+    full_again = save_run(clock, USER, SCHEDULE, [bare, full])
+    assert [s.event["name"] for s in alert_eval.evaluate(USER, full_again)] == ["bare id of a full name"]
 
 
 def test_rules_of_another_schedule_disabled_rules_and_on_demand_runs_stay_quiet(user, clock):
@@ -289,6 +296,31 @@ def test_alert_fired_reaches_the_users_connections_with_the_rule_and_run(user, c
     assert sent.delivery == "websocket_only"
     [stored] = AlertEventModel.query(USER, consistent_read=True)
     assert stored.delivery == "websocket_only" and stored.alert_id == alert_id
+
+
+def test_a_budget_spent_before_judging_leaves_the_state_for_the_next_run(user, clock, monkeypatch):
+    alert_id = make_rule({"kind": "failure"})
+    monkeypatch.setenv("ALERT_DELIVERY_BUDGET_S", "0")
+    assert run_and_judge(clock, [result("m/x", error_type="http_500")]) == []
+    assert state_of(alert_id) == {}
+    monkeypatch.delenv("ALERT_DELIVERY_BUDGET_S")
+    assert run_and_judge(clock, [result("m/x", error_type="http_500")]) == [FIRED]
+
+
+def test_a_webhook_secret_that_no_longer_decrypts_still_tells_the_websocket(user, clock, recorded_events):
+    from chalicelib.tables import AlertModel
+
+    make_rule({"kind": "failure"}, name="fine")
+    broken = make_rule({"kind": "failure"}, name="broken")
+    AlertModel(USER, broken).update(actions=[AlertModel.webhook_url.set("https://8.8.8.8/hook"),
+                                             AlertModel.secret.set(b"not a ciphertext")])
+
+    sent = {s.event["name"]: s.delivery for s in alert_eval.evaluate(
+        USER, save_run(clock, USER, SCHEDULE, [result("m/x", error_type="http_500")]))}
+
+    assert sent["fine"] == "websocket_only"
+    assert sent["broken"].startswith("failed: the webhook secret cannot be read")
+    assert sorted(m["name"] for m in recorded_events.messages(FIRED, user_id=USER)) == ["broken", "fine"]
 
 
 # --- never fails the runner ----------------------------------------------------------------------
