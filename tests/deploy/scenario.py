@@ -50,6 +50,7 @@ class State:
     schedule_id: str = ""
     job_ids: list[str] = field(default_factory=list)
     run_id: str = ""
+    provider_url: str = ""
     live_connection: str = ""
     gone: set[str] = field(default_factory=set)
 
@@ -69,7 +70,7 @@ ROUTES_BEFORE_RUNS: dict[tuple[str, str], RouteSample] = {
     ("GET", "/ui/{name}"): (lambda s: {"name": "app.js"}, lambda s: None),
     ("PUT", "/api/providers/{provider_key}"): (
         lambda s: {"provider_key": PROVIDER},
-        lambda s: {"kind": "openai", "base_url": s.__dict__["provider_url"], "models": [{"id": "t"}]},
+        lambda s: {"kind": "openai", "base_url": s.provider_url, "models": [{"id": "t"}]},
     ),
     ("GET", "/api/providers"): (_none, lambda s: None),
     ("PUT", "/api/keys"): (_none, lambda s: {"provider_key": PROVIDER, "value": "sk-test-0123456789"}),
@@ -98,6 +99,9 @@ ROUTES_AFTER_RUNS: dict[tuple[str, str], RouteSample] = {
 }
 
 
+TRIGGER = ("POST", "/api/schedules/{schedule_id}/trigger")
+
+
 def app_routes() -> set[tuple[str, str]]:
     import app
 
@@ -117,8 +121,7 @@ class Scenario:
         self.env_of = env_of
         self.monkeypatch = monkeypatch
         self.clock = clock
-        self.state = State()
-        self.state.__dict__["provider_url"] = provider_url
+        self.state = State(provider_url=provider_url)
         self.client = Client(app.app, stage_name="test")
         recorder.client_hooks.append(self._answer_gone)
 
@@ -176,6 +179,10 @@ class Scenario:
             for (method, path), sample in routes.items():
                 answer = self._route(method, path, sample)
                 self._remember(method, path, answer)
+
+    def trigger(self) -> None:
+        """One more job of the schedule, through the API."""
+        self.api({TRIGGER: ROUTES_BEFORE_RUNS[TRIGGER]})
 
     def _remember(self, method: str, path: str, answer: dict) -> None:
         state = self.state
@@ -244,7 +251,7 @@ def exercise(scenario: Scenario, lambda_invokes) -> None:
     assert scenario.ws_connect(state.live_connection)["statusCode"] == 200
     scenario.api({k: v for k, v in ROUTES_BEFORE_RUNS.items() if not k[1].startswith("/api/auth/")})
     # A second trigger: its runner finds the slot taken and queues the job.
-    scenario.api({("POST", "/api/schedules/{schedule_id}/trigger"): ROUTES_BEFORE_RUNS[("POST", "/api/schedules/{schedule_id}/trigger")]})
+    scenario.trigger()
 
     # The runner: the second job queues behind a running one; the first runs, saves its run,
     # and starts the queued one, which then runs too.
@@ -263,15 +270,15 @@ def exercise(scenario: Scenario, lambda_invokes) -> None:
     assert follow_up["status"] == "done", follow_up
 
     # WebSocket messages: ping, sync, cancel (of a pending job), from a live connection.
+    scenario.trigger()
     scenario._a_gone_connection()
-    scenario.api({("POST", "/api/schedules/{schedule_id}/trigger"): ROUTES_BEFORE_RUNS[("POST", "/api/schedules/{schedule_id}/trigger")]})
     for body in ({"type": "ping"}, {"type": "sync"}, {"type": "cancel", "job_id": state.job_ids[-1]}):
         scenario.ws_message(state.live_connection, body)
     scenario.ws_message("never-connected", {"type": "ping"})
 
     # The tick: one due schedule, one running job whose lease lapsed, one pending job whose
     # dispatch was lost; each is claimed, interrupted or re-dispatched, and announced.
-    scenario.api({("POST", "/api/schedules/{schedule_id}/trigger"): ROUTES_BEFORE_RUNS[("POST", "/api/schedules/{schedule_id}/trigger")]})
+    scenario.trigger()
     lost_pending = state.job_ids[-1]
     running = jobs.submit(schedules.JOB_TYPE, state.user_id, {"schedule_id": state.schedule_id},
                           schedule_id=state.schedule_id)
@@ -288,7 +295,7 @@ def exercise(scenario: Scenario, lambda_invokes) -> None:
 
     # The rest of the API: history, cancel, and every delete.
     scenario._a_gone_connection()
-    scenario.api({("POST", "/api/schedules/{schedule_id}/trigger"): ROUTES_BEFORE_RUNS[("POST", "/api/schedules/{schedule_id}/trigger")]})
+    scenario.trigger()
     scenario.api(ROUTES_AFTER_RUNS)
 
     # The connection limit: five connections fill it; once they are settled, a sixth makes
