@@ -73,7 +73,7 @@ def count(name: str, value: float = 1) -> None:
 def tick(summary: Mapping[str, int], oldest_due: str | None, now: datetime) -> None:
     """The tick's run: `summary` as `TickReport.summary()` gives it; `oldest_due` is the
     earliest `next_run` it found due (None: nothing was due)."""
-    values = {
+    values: dict[str, float] = {
         TICK_RUNS: 1,
         DUE: summary.get("due", 0),
         CLAIMED: summary.get("claimed", 0),
