@@ -93,7 +93,8 @@ def _supported_today(runtime: str) -> bool:
 
 
 def test_the_runtime_check_knows_a_deprecated_runtime():
-    assert _supported_today("python3.13") and not _supported_today("python3.11")
+    assert _supported_today("python3.13")
+    assert not _supported_today("python3.9") and not _supported_today("python3.6") and not _supported_today("py")
 
 
 def test_functions_are_the_apps_on_python313_arm64_with_their_names_and_limits(package):
