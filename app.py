@@ -255,9 +255,9 @@ def tick(event):
 def runner(event, context):
     from chalicelib import runner as benchmark  # httpx and the provider clients load here only
 
-    with logs.context(job_id=event.get("job_id") if isinstance(event, dict) else None):
-        with metrics.timed(metrics.RUNNER_DURATION):
-            return benchmark.handle(event, context.get_remaining_time_in_millis)
+    job_id = event.get("job_id") if isinstance(event, dict) else None
+    with logs.context(job_id=job_id), metrics.timed(metrics.RUNNER_DURATION):
+        return benchmark.handle(event, context.get_remaining_time_in_millis)
 
 
 # --- websocket -------------------------------------------------------------------------------

@@ -173,6 +173,8 @@ def generated(stage: str) -> dict[str, Any]:
     table_env: dict[str, Any] = {}
     for model in tables.ALL_MODELS:
         table = table_key(model)
+        if table not in config.TABLE_ENV:
+            raise SystemExit(f"{model.__name__}: table {table!r} has no variable in config.TABLE_ENV")
         logical = table_logical_id(table)
         resources[logical] = table_resource(model, stage)
         resources[f"{logical}ThrottleAlarm"] = throttle_alarm(logical)
