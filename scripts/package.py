@@ -31,6 +31,7 @@ ROOT = merge_template.ROOT
 
 
 def stage_project(stage: str, staged: Path) -> None:
+    template = merge_template.merge_template(stage)  # refuses a stage it cannot deploy
     shutil.rmtree(staged, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "chalicelib", staged / "chalicelib", ignore=ignore)
@@ -45,7 +46,7 @@ def stage_project(stage: str, staged: Path) -> None:
         config["lambda_functions"][function]["iam_policy_file"] = filename
     config["stages"][stage]["autogen_policy"] = False
     (chalice_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (chalice_dir / "merge.json").write_text(json.dumps(merge_template.merge_template(stage), indent=2) + "\n")
+    (chalice_dir / "merge.json").write_text(json.dumps(template, indent=2) + "\n")
 
 
 def chalice_package(stage: str, staged: Path, outdir: Path, region: str) -> None:
