@@ -58,20 +58,30 @@ class Recorder:
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def installed(self, monkeypatch) -> Iterator["Recorder"]:
+    def installed(self, monkeypatch, *existing: Any) -> Iterator["Recorder"]:
+        """Hook every client created from now on, and the `existing` ones, until the end."""
         original = botocore.session.Session.create_client
+        hooked: list[tuple[Any, Any]] = []
 
-        def create_client(session, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, *args, **kwargs)
-            client.meta.events.register(
-                "before-parameter-build", functools.partial(self._record, client.meta.endpoint_url)
-            )
+        def attach(client: Any) -> Any:
+            handler = functools.partial(self._record, client.meta.endpoint_url)
+            client.meta.events.register("before-parameter-build", handler)
+            hooked.append((client, handler))
             for hook in self.client_hooks:
                 hook(client)
             return client
 
+        def create_client(session, *args: Any, **kwargs: Any) -> Any:
+            return attach(original(session, *args, **kwargs))
+
         monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
-        yield self
+        for client in existing:
+            attach(client)
+        try:
+            yield self
+        finally:
+            for client, handler in hooked:
+                client.meta.events.unregister("before-parameter-build", handler)
 
     @contextlib.contextmanager
     def as_function(self, name: str) -> Iterator[None]:

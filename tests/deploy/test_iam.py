@@ -57,7 +57,6 @@ def _record_everything(package, resolver: Resolver, monkeypatch, clock, provider
     monkeypatch.delenv("JWT_SECRET")
     monkeypatch.setenv("RUNNER_POLL_SECONDS", "0.05")
     monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "true")  # the provider is on loopback
-    monkeypatch.setattr(tables, "_connection", None)  # a client made under the recorder
 
     def env_of(function: str) -> dict[str, str]:
         # A fresh container: nothing cached from another function's calls.
@@ -68,7 +67,7 @@ def _record_everything(package, resolver: Resolver, monkeypatch, clock, provider
         return {name: str(resolver.resolve(value)) for name, value in variables.items() if name != "STAGE"}
 
     recorder = Recorder()
-    with recorder.installed(monkeypatch):
+    with recorder.installed(monkeypatch, tables._shared_connection().client):
         aws_clients.reset()
         invokes = LambdaInvokes()
         dispatch.lambda_client().meta.events.register("before-call.lambda.Invoke", invokes.record)
