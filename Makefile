@@ -36,22 +36,21 @@ clean:
 
 # --- AWS (see README "Deploying to AWS") -------------------------------------------------------
 # `make package [STAGE=dev|prod]`: build/sam.json (SAM template: functions, both APIs, the
-# one-minute rule, tables, KMS key, JWT secret) and build/deployment.zip (stripped of what the
-# Lambda runtime provides). `make deploy DEPLOY_BUCKET=<s3 bucket> [STAGE=] [STACK=] [REGION=]`
-# uploads it and deploys the stack; needs the AWS CLI and credentials.
+# one-minute rule, tables generated from the PynamoDB models, KMS key, JWT secret, alarms)
+# and build/deployment.zip (dependencies built for python3.13 on arm64, less what the Lambda
+# runtime provides). `make deploy DEPLOY_BUCKET=<s3 bucket> [STAGE=] [STACK=] [REGION=]
+# [PARAMS="Name=value ..."]` uploads it and deploys the stack; needs the AWS CLI and credentials.
 STAGE ?= dev
 STACK ?= benchmark-scheduler-$(STAGE)
 BUILD ?= build
 REGION ?=
+PARAMS ?=
 # Packaging talks to no AWS service; chalice only wants a region to pick the partition.
 PACKAGE_REGION := $(or $(REGION),$(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 AWS_ARGS := $(if $(REGION),--region $(REGION))
 
 package: $(STAMP)
-	rm -f $(BUILD)/sam.json $(BUILD)/deployment.zip $(BUILD)/packaged.json
-	AWS_DEFAULT_REGION=$(PACKAGE_REGION) $(BIN)/chalice package --stage $(STAGE) \
-		--merge-template .chalice/resources.json $(BUILD)/
-	$(BIN)/python scripts/package.py $(STAGE) $(BUILD)
+	$(BIN)/python -m scripts.package $(STAGE) $(BUILD) $(PACKAGE_REGION)
 
 deploy: deploy-prerequisites package
 	aws cloudformation package $(AWS_ARGS) --template-file $(BUILD)/sam.json \
@@ -59,7 +58,7 @@ deploy: deploy-prerequisites package
 		--output-template-file $(BUILD)/packaged.json
 	aws cloudformation deploy $(AWS_ARGS) --template-file $(BUILD)/packaged.json \
 		--stack-name $(STACK) --s3-bucket $(DEPLOY_BUCKET) --s3-prefix $(STACK) \
-		--parameter-overrides Stage=$(STAGE) \
+		--parameter-overrides Stage=$(STAGE) $(PARAMS) \
 		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
 	aws cloudformation describe-stacks $(AWS_ARGS) --stack-name $(STACK) --output table \
 		--query "Stacks[0].Outputs[?OutputKey=='RestApiUrl' || OutputKey=='WebsocketUrl']"

@@ -21,6 +21,7 @@ from chalicelib import (
     jobs,
     keys,
     logs,
+    metrics,
     notify,
     payloads,
     schedules,
@@ -295,7 +296,9 @@ def tick(event):
 def runner(event, context):
     from chalicelib import runner as benchmark  # httpx and the provider clients load here only
 
-    return benchmark.handle(event, context.get_remaining_time_in_millis)
+    job_id = event.get("job_id") if isinstance(event, dict) else None
+    with logs.context(job_id=job_id), metrics.timed(metrics.RUNNER_DURATION):
+        return benchmark.handle(event, context.get_remaining_time_in_millis)
 
 
 # --- websocket -------------------------------------------------------------------------------

@@ -2,9 +2,15 @@
 
 Every Lambda of the app (API, tick, runner, WebSocket handlers) imports app.py on a cold
 start, so this is paid on each. Target: at most 0.5 s here. Run: `python bench/cold_start.py`.
+
+It also prices the observability choice (DESIGN §7a): `import app` plus what AWS Lambda
+Powertools' Logger and Metrics would add (their import and construction), against the
+app's own `chalicelib.logs` + `chalicelib.metrics`, which `import app` already includes.
+Powertools is measured only when installed (`requirements-dev.txt` pins it for this).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -15,28 +21,46 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("COLD_START_RUNS", "15"))
 TARGET_S = 0.5
 
-PROBE = (
-    "import time; t = time.perf_counter(); import app; "
-    "print(time.perf_counter() - t)"
-)
+PROBES = {
+    "import app": "import app",
+    "import app + Powertools Logger/Metrics": (
+        "import app\n"
+        "from aws_lambda_powertools import Logger, Metrics\n"
+        "Logger(service='benchmark-scheduler'); Metrics(namespace='benchmark-scheduler', service='x')"
+    ),
+}
 
 
-def one_import() -> float:
+def one_import(code: str) -> float:
+    probe = f"import time; t = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0", "AWS_DEFAULT_REGION": "us-east-1"}
     out = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def measure(code: str) -> list[float]:
+    one_import(code)  # compile .pyc files once, as a deployed bundle ships them warm on disk
+    return sorted(one_import(code) for _ in range(RUNS))
+
+
 def main() -> None:
-    one_import()  # compile .pyc files once, as a deployed bundle ships them warm on disk
-    times = sorted(one_import() for _ in range(RUNS))
-    median = statistics.median(times)
-    print(f"import app, {RUNS} fresh processes: median {median * 1000:.0f} ms, "
-          f"min {times[0] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms "
-          f"(target <= {TARGET_S * 1000:.0f} ms: {'PASS' if median <= TARGET_S else 'FAIL'})")
-    heavy = [m for m in ("httpx", "websockets", "moto") if _imported_by_app(m)]
+    medians = {}
+    for label, code in PROBES.items():
+        if "aws_lambda_powertools" in code and importlib.util.find_spec("aws_lambda_powertools") is None:
+            print(f"{label}: skipped (aws-lambda-powertools is not installed)")
+            continue
+        times = measure(code)
+        medians[label] = median = statistics.median(times)
+        verdict = "PASS" if median <= TARGET_S else "FAIL"
+        print(f"{label}, {RUNS} fresh processes: median {median * 1000:.0f} ms, "
+              f"min {times[0] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms "
+              f"(target <= {TARGET_S * 1000:.0f} ms: {verdict})")
+    if len(medians) == 2:
+        base, with_powertools = medians.values()
+        print(f"Powertools would add {(with_powertools - base) * 1000:.0f} ms to every cold start")
+    heavy = [m for m in ("httpx", "websockets", "moto", "aws_lambda_powertools") if _imported_by_app(m)]
     print("heavy modules imported by app.py:", ", ".join(heavy) or "none")
 
 

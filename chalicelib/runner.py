@@ -21,7 +21,21 @@ from typing import Any, Callable
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import alert_eval, catalog, clock, config, dispatch, history, jobs, keys, notify, schedules, user_providers, writes
+from chalicelib import (
+    alert_eval,
+    catalog,
+    clock,
+    config,
+    dispatch,
+    history,
+    jobs,
+    keys,
+    logs,
+    notify,
+    schedules,
+    user_providers,
+    writes,
+)
 from chalicelib.providers import ModelTarget, RunSettings, run_model
 from chalicelib.providers import errors as error_types
 from chalicelib.providers.engine import failure_record
@@ -40,6 +54,7 @@ def handle(event: Any, remaining_ms: Callable[[], int] | None = None) -> dict[st
     job = jobs.start(job_id)
     if job is None:
         return {"status": "skipped", "job_id": job_id}
+    logs.bind(user_id=job.user_id, schedule_id=job.schedule_id)
     deadline = _deadline(remaining_ms)
     try:
         status, result_ref, error = _run(job, deadline)

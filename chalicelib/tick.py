@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from chalicelib import clock, config, dispatch, jobs, schedules, writes
+from chalicelib import clock, config, dispatch, jobs, logs, metrics, schedules, writes
 from chalicelib.tables import ScheduleModel
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def run(now: datetime | None = None) -> TickReport:
     report.claimed = claimed
     report.dispatched = dispatch.invoke_runners(claimed)
     log.info("tick: %s", report.summary())
+    metrics.tick(report.summary(), min((d.next_run for d in due), default=None), now)
     return report
 
 
@@ -87,11 +88,12 @@ def job_id_for(schedule_id: str, due_time: str) -> str:
 def _claim_logged(due: Due, now: datetime) -> str | None:
     """One schedule's failure (throttling, say) must not stop the others: the next tick
     sees it still due and claims it then."""
-    try:
-        return claim(due, now)
-    except Exception:
-        log.exception("tick: claiming schedule %s failed", due.schedule_id)
-        return None
+    with logs.context(schedule_id=due.schedule_id, user_id=due.user_id, job_id=job_id_for(due.schedule_id, due.next_run)):
+        try:
+            return claim(due, now)
+        except Exception:
+            log.exception("tick: claiming schedule %s failed", due.schedule_id)
+            return None
 
 
 def claim(due: Due, now: datetime) -> str | None:

@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable
 
-from chalicelib import auth, aws_clients, connections, payloads
+from chalicelib import auth, aws_clients, connections, metrics, payloads
 from chalicelib.connections import Connection
 from chalicelib.errors import ApiError, Unauthorized
 
@@ -201,6 +201,7 @@ def post(connection: Connection, message: Message | bytes) -> str:
         log.warning(
             "post to %s failed: %s", connection.connection_id, code or type(err).__name__, exc_info=code is None
         )
+        metrics.count(metrics.WEBSOCKET_POST_FAILURES)
         return FAILED
 
 

@@ -6,7 +6,7 @@ notifier failures: an event never fails a registry operation.
 """
 from __future__ import annotations
 
-from chalicelib import notify
+from chalicelib import metrics, notify
 from chalicelib.jobs import rules
 from chalicelib.tables import JobModel
 
@@ -45,4 +45,5 @@ def ended(user_id: str, job_id: str, status: str, *, result_ref: str | None, err
         message = {"type": "job_cancelled", "job_id": job_id}
     else:
         message = {"type": "job_failed", "job_id": job_id, "error": error}
+    metrics.job_ended(status)
     notify.send_to_user(user_id, message)

@@ -1,0 +1,1 @@
+"""Build and packaging scripts (never shipped to Lambda)."""

@@ -1,0 +1,176 @@
+"""What each Lambda function of the app may call on AWS, and the IAM policy that says so.
+
+One entry per function, holding exactly the calls that function makes (DESIGN §7a):
+`tests/deploy/test_iam.py` runs every function under moto, records each AWS call and fails
+on any call its policy does not allow, and on any grant here that no call needed. A table
+is named by its key in `chalicelib.config.TABLE_ENV`; its ARN comes from the template
+`scripts/merge_template.py` generates from the PynamoDB models. A query on an index is
+written `"Query@<index>"`.
+
+Lives outside `chalicelib`, so it never ships to Lambda.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# API Gateway WebSocket stage (`api_gateway_stage` in .chalice/config.json).
+WS_STAGE = "api"
+
+# The `kms:EncryptionContextKeys` every use of the key vault's key must carry exactly:
+# `chalicelib.keys` encrypts each provider key under its user and provider.
+KEY_CONTEXT = ("user_id", "provider_key")
+
+
+@dataclass(frozen=True)
+class Access:
+    tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    kms: tuple[str, ...] = ()  # on the key vault's key, under KEY_CONTEXT
+    jwt_secret: bool = False  # secretsmanager:GetSecretValue on the JWT signing secret
+    invoke_runner: bool = False  # lambda:InvokeFunction on the runner
+    connections: tuple[str, ...] = ()  # @connections methods: GET, POST, DELETE
+    failure_queue: bool = False  # Lambda sends the runner's dropped events as the runner
+
+
+# Every function that sends job events to browsers (`notify` → `websocket.post`) reads the
+# user's connections on the `user` index and, when API Gateway answers 410 Gone, deletes
+# the record and gives its place back (DeleteItem + UpdateItem of the counter).
+_NOTIFIES = ("Query@user", "DeleteItem", "UpdateItem")
+
+ACCESS: dict[str, Access] = {
+    "api_handler": Access(
+        tables={
+            "users": ("GetItem", "PutItem"),
+            "provider_keys": ("Query", "PutItem", "DeleteItem"),
+            "providers": ("Query", "PutItem", "DeleteItem", "ConditionCheckItem"),
+            "schedules": ("Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem"),
+            "jobs": ("GetItem", "PutItem", "UpdateItem", "Query@user"),
+            "slots": ("UpdateItem", "ConditionCheckItem"),
+            "benchmark_runs": ("Query", "GetItem", "DeleteItem"),
+            "connections": _NOTIFIES,
+        },
+        kms=("Encrypt",),  # stores keys; never reads them back
+        jwt_secret=True,
+        invoke_runner=True,  # a trigger dispatches its job at once
+        connections=("POST",),
+    ),
+    "tick": Access(
+        tables={
+            "schedules": ("Query@due", "UpdateItem"),
+            "jobs": ("Query@active", "Query@queued", "BatchGetItem", "PutItem", "UpdateItem"),
+            "slots": ("UpdateItem",),
+            "connections": _NOTIFIES,
+        },
+        invoke_runner=True,
+        connections=("POST",),
+    ),
+    "runner": Access(
+        tables={
+            "providers": ("Query",),
+            "provider_keys": ("GetItem",),
+            "schedules": ("GetItem", "UpdateItem"),
+            "jobs": ("GetItem", "UpdateItem", "Query@queued"),
+            "slots": ("UpdateItem",),
+            "benchmark_runs": ("PutItem",),
+            "connections": _NOTIFIES,
+        },
+        kms=("Decrypt",),  # the only function that reads a stored key
+        invoke_runner=True,  # starts the user's next queued job
+        connections=("POST",),
+        failure_queue=True,
+    ),
+    "websocket_connect": Access(
+        tables={
+            "users": ("GetItem",),
+            "connections": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query@user"),
+        },
+        jwt_secret=True,
+        connections=("GET",),  # the connection-limit heal asks whether a socket is gone
+    ),
+    "websocket_message": Access(
+        tables={
+            "connections": ("GetItem", *_NOTIFIES),
+            "jobs": ("GetItem", "UpdateItem", "Query@live", "Query@user"),
+        },
+        connections=("POST",),
+    ),
+    "websocket_disconnect": Access(
+        tables={"connections": ("GetItem", "DeleteItem", "UpdateItem")},
+    ),
+}
+
+
+def _sub(text: str) -> dict[str, str]:
+    return {"Fn::Sub": text}
+
+
+def _arn(service: str, resource: str) -> dict[str, str]:
+    return _sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}")
+
+
+def function_name(function: str) -> str:
+    """The deployed name, `${Stage}` left for CloudFormation to fill."""
+    return f"benchmark-scheduler-${{Stage}}-{function}"
+
+
+def policy(function: str, table_ids: Mapping[str, str]) -> dict[str, Any]:
+    """The IAM policy document of `function`; `table_ids` maps a table to its logical id."""
+    access = ACCESS[function]
+    statements: list[dict[str, Any]] = [{
+        # Lambda writes the function's logs as the function: its own log group only.
+        "Sid": "OwnLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": _arn("logs", f"log-group:/aws/lambda/{function_name(function)}:*"),
+    }]
+    for table, actions in sorted(access.tables.items()):
+        logical = table_ids[table]
+        items = sorted(f"dynamodb:{a}" for a in actions if "@" not in a)
+        indexes = sorted(a.split("@", 1)[1] for a in actions if "@" in a)
+        if items:
+            statements.append({
+                "Sid": logical, "Effect": "Allow", "Action": items,
+                "Resource": {"Fn::GetAtt": [logical, "Arn"]},
+            })
+        if indexes:
+            statements.append({
+                "Sid": f"{logical}Indexes", "Effect": "Allow", "Action": ["dynamodb:Query"],
+                "Resource": [_sub(f"${{{logical}.Arn}}/index/{index}") for index in indexes],
+            })
+    if access.kms:
+        statements.append({
+            "Sid": "KeyVault",
+            "Effect": "Allow",
+            "Action": [f"kms:{a}" for a in access.kms],
+            "Resource": {"Fn::GetAtt": ["KeyVaultKey", "Arn"]},
+            "Condition": {
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(KEY_CONTEXT)},
+                "Null": {"kms:EncryptionContextKeys": "false"},
+            },
+        })
+    if access.jwt_secret:
+        statements.append({
+            "Sid": "JwtSecret", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": {"Ref": "JwtSecret"},
+        })
+    if access.invoke_runner:
+        # By name: a GetAtt of the runner from its own role would be a circular dependency.
+        statements.append({
+            "Sid": "InvokeRunner", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+            "Resource": _arn("lambda", f"function:{function_name('runner')}"),
+        })
+    if access.connections:
+        # Connection ids are API Gateway's, one per client: the only wildcard besides logs.
+        statements.append({
+            "Sid": "WebsocketConnections", "Effect": "Allow", "Action": ["execute-api:ManageConnections"],
+            "Resource": [
+                _arn("execute-api", f"${{WebsocketAPI}}/{WS_STAGE}/{method}/@connections/*")
+                for method in access.connections
+            ],
+        })
+    if access.failure_queue:
+        statements.append({
+            "Sid": "FailureQueue", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+            "Resource": {"Fn::GetAtt": ["RunnerFailureQueue", "Arn"]},
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
