@@ -14,7 +14,9 @@ from chalice.app import Request
 
 from chalicelib import (
     auth,
+    benchmarks,
     dispatch,
+    export,
     history,
     jobs,
     keys,
@@ -22,6 +24,7 @@ from chalicelib import (
     notify,
     payloads,
     schedules,
+    stats,
     ui_assets,
     user_providers,
     websocket,
@@ -229,6 +232,13 @@ def list_history():
     return history.list_runs(user_id(), query)
 
 
+@route("/api/history/export", methods=["GET"])
+def export_history():
+    page = export.export(user_id(), payloads.query(export.ExportQuery, request().query_params))
+    headers: dict[str, str | list[str]] = {**page.headers()}
+    return Response(body=page.body, status_code=200, headers=headers)
+
+
 @route("/api/history/{run_id}", methods=["GET"])
 def get_history_run(run_id):
     return history.get(user_id(), run_id)
@@ -238,6 +248,20 @@ def get_history_run(run_id):
 def delete_history_run(run_id):
     history.delete(user_id(), run_id)
     return ok()
+
+
+# --- benchmarks on demand and statistics ------------------------------------------------------
+
+
+@route("/api/benchmarks", methods=["POST"])
+def create_benchmark():
+    job_id = benchmarks.submit(user_id(), payloads.parse(benchmarks.BenchmarkCreate, body()))
+    return ok(job_id=job_id)
+
+
+@route("/api/stats", methods=["GET"])
+def get_stats():
+    return stats.stats(user_id(), payloads.query(stats.StatsQuery, request().query_params))
 
 
 # --- tick and runner -------------------------------------------------------------------------
