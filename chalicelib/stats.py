@@ -70,7 +70,7 @@ def stats(user_id: str, query: StatsQuery) -> dict[str, Any]:
             overall.setdefault(model, Sample()).add(result)
             buckets.setdefault(model, {}).setdefault(start, Sample()).add(result)
             providers[model] = result.get("provider")  # runs are read oldest first: the latest wins
-    if scan.resume_after is not None:
+    if scan.read > max_runs():
         raise invalid(
             "since",
             f"the range holds more than {max_runs()} runs: narrow since/until or pick a schedule_id",
