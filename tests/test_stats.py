@@ -2,12 +2,9 @@
 defaults, limits, isolation, and what it reads from DynamoDB."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import pytest
 
-from chalicelib import tables
+from tests.recording import counting_dynamodb_calls
 from tests.runs import at, failure, result, run_at
 
 NULL_POINT_TIMINGS = {
@@ -20,25 +17,6 @@ NULL_POINT_TIMINGS = {
 @pytest.fixture
 def user(alice, clock):  # now: 2026-11-30T09:00Z
     return alice
-
-
-@contextmanager
-def items_read() -> Iterator[list[int]]:
-    """The items DynamoDB evaluated (what a read is billed on), one entry per request."""
-    counts: list[int] = []
-
-    def after(parsed, model=None, **_):
-        if model.name in ("Query", "Scan"):
-            counts.append(parsed.get("ScannedCount", 0))
-        elif model.name == "GetItem":
-            counts.append(1 if parsed.get("Item") else 0)
-
-    client = tables._shared_connection().client
-    client.meta.events.register("after-call.dynamodb", after)
-    try:
-        yield counts
-    finally:
-        client.meta.events.unregister("after-call.dynamodb", after)
 
 
 def stats(api, query: str = "") -> dict:
@@ -188,10 +166,10 @@ def test_it_reads_only_the_runs_in_range(user):
         run_at(user.id, at(day, 6))
         run_at(user.id, at(day, 18))
     inside = [run_at(user.id, at(30, h)) for h in (1, 2, 3)]
-    with items_read() as counts:
+    with counting_dynamodb_calls() as calls:
         data = stats(user, "since=2026-11-30T00:00:00Z")
     assert data["models"][0]["summary"]["n"] == len(inside)
-    assert sum(counts) == 3 + 1  # the three runs, and the caller's user item (authentication)
+    assert calls.items_read == 3 + 1  # the three runs, and the caller's user item (authentication)
 
 
 def test_it_reads_one_schedules_runs_through_its_index(user):
@@ -200,10 +178,10 @@ def test_it_reads_one_schedules_runs_through_its_index(user):
     for h in range(8):
         run_at(user.id, at(30, h))  # manual runs in the same range
     run_at(user.id, at(30, 4, 30), schedule_id=schedule_id)
-    with items_read() as counts:
+    with counting_dynamodb_calls() as calls:
         data = stats(user, f"schedule_id={schedule_id}&since=2026-11-30T00:00:00Z")
     assert data["models"][0]["summary"]["n"] == 1
-    assert sum(counts) == 1 + 1 + 1  # the run, the schedule (404 check), the caller
+    assert calls.items_read == 1 + 1 + 1  # the run, the schedule (404 check), the caller
 
 
 def test_more_runs_than_allowed_in_range_is_a_422_naming_the_limit(user, monkeypatch):
