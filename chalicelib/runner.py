@@ -98,8 +98,7 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
         return jobs.CANCELLED, None, planned
     plan, schedule = planned
     _send(job, "benchmark_init", data={
-        "targets": plan.names, "runs": plan.runs, "warmup": plan.warmup,
-        "context_tiers": [0], "max_tokens": plan.settings.max_tokens,
+        "targets": plan.names, "runs": plan.runs, "context_tiers": [0], "max_tokens": plan.settings.max_tokens,
     })
     watch = Watch(job.job_id, deadline)
     watch.start()
