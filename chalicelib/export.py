@@ -3,10 +3,9 @@ oldest run first, in pages.
 
 Every answer is a complete file (CSV: a BOM and the header row on each), cut at a run
 boundary when the next run would pass `MAX_ROWS` rows or the byte budget; `X-Next-Cursor`
-then names where the next answer starts. The budget is counted as the body will weigh
-inside Lambda's response document (JSON-escaped: a quote or CR costs two bytes, a non-ASCII
-character up to six), so a full page stays below Lambda's 6 MB response limit whatever the
-text holds. What one answer may read is bounded too (`EXPORT_MAX_READ` runs): a rare
+then names where the next answer starts. The budget is counted as the body weighs inside
+Lambda's response (`response_size`), so a full page stays below Lambda's 6 MB limit whatever
+the text holds. What one answer may read is bounded too (`EXPORT_MAX_READ` runs): a rare
 `source` filter answers a short page with a cursor instead of reading on.
 
 CSV follows RFC 4180: comma-separated, fields holding a comma, quote, CR or LF quoted with
@@ -23,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal
 
-from chalicelib import clock, config, history
+from chalicelib import clock, config, history, response_size
 from chalicelib.tables import RunModel
 
 MAX_ROWS = 50_000
@@ -91,13 +90,13 @@ def export(user_id: str, query: ExportQuery) -> ExportPage:
     )
     render = _csv if query.format == "csv" else _jsonl
     parts = [_BOM + render([list(COLUMNS)])] if query.format == "csv" else []
-    size, rows, budget = sum(map(response_bytes, parts)), 0, max_bytes()
+    size, rows, budget = sum(map(response_size.text_bytes, parts)), 0, max_bytes()
     last: str | None = None
     cut = False
     for run in scan:
         records = [row_values(run, result) for result in run.results or []]
         chunk = render(records)
-        chunk_size = response_bytes(chunk)
+        chunk_size = response_size.text_bytes(chunk)
         if last is not None and (rows + len(records) > MAX_ROWS or size + chunk_size > budget):
             cut = True
             break
@@ -120,12 +119,6 @@ def row_values(run: RunModel, result: dict[str, Any]) -> list[Any]:
         metadata.get("schedule_name"), metadata.get("trigger"),
     ]
     return head + [result.get(column) for column in RESULT_COLUMNS]
-
-
-def response_bytes(text: str) -> int:
-    """What `text` weighs as a JSON string in Lambda's response document (ASCII-escaped,
-    the most it can weigh), without its two quotes."""
-    return len(json.dumps(text)) - 2
 
 
 def _csv(rows: Iterable[list[Any]]) -> str:

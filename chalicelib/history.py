@@ -26,7 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 
-from chalicelib import clock, config, schedules, summaries, writes
+from chalicelib import clock, config, response_size, schedules, summaries, writes
 from chalicelib.errors import NotFound
 from chalicelib.tables import RunModel
 
@@ -39,6 +39,12 @@ def max_read() -> int:
     """Runs one `GET /api/history` answer may read (DynamoDB bills items evaluated, not
     returned): a rare filter answers a short page with a cursor instead of reading on."""
     return config.int_setting("HISTORY_MAX_READ", 1000)
+
+
+def max_bytes() -> int:
+    """What one page of runs may weigh in Lambda's response (limit 6 MB): a benchmark of 20
+    models × 10 runs holds 200 results, so 100 such runs would not fit."""
+    return config.int_setting("HISTORY_MAX_BYTES", 4_000_000)
 
 
 @dataclass(frozen=True)
@@ -297,7 +303,8 @@ class HistoryQuery(TimeRange):
 
 def list_runs(user_id: str, query: HistoryQuery) -> dict[str, Any]:
     """Newest first, `limit` at most; `next_cursor` continues it. A page may hold fewer
-    than `limit` runs (even none) with a cursor when the filters skipped `max_read()` runs."""
+    than `limit` runs with a cursor: when the filters skipped `max_read()` runs (even none
+    then), or when one more run would pass `max_bytes()` (at least one run then)."""
     if query.schedule_id:
         require_schedule(user_id, query.schedule_id)
     where = RunFilter(
@@ -312,22 +319,24 @@ def list_runs(user_id: str, query: HistoryQuery) -> dict[str, Any]:
         max_read=max_read(),
         page_size=_PAGE if filtered else query.limit + 1,  # one more tells whether more exist
     )
-    runs: list[RunModel] = []
-    more = False
+    runs: list[tuple[RunModel, dict[str, Any]]] = []
+    size, budget, more = 0, max_bytes(), False
     for run in scan:
-        if len(runs) == query.limit:
+        public = to_public(run)
+        weight = response_size.json_bytes(public)
+        if len(runs) == query.limit or (runs and size + weight > budget):
             more = True
             break
-        runs.append(run)
+        runs.append((run, public))
+        size += weight
     if more:
-        next_cursor: str | None = encode_cursor(runs[-1].run_id)
+        next_cursor: str | None = encode_cursor(runs[-1][0].run_id)
     else:
         next_cursor = encode_cursor(scan.resume_after) if scan.resume_after else None
-    names = schedules.names_of(user_id, filter(None, (_scheduled_id(run) for run in runs)))
-    return {
-        "runs": [to_public(run, names.get(_scheduled_id(run) or "")) for run in runs],
-        "next_cursor": next_cursor,
-    }
+    names = schedules.names_of(user_id, filter(None, (_scheduled_id(run) for run, _ in runs)))
+    for run, public in runs:
+        public["current_schedule_name"] = names.get(_scheduled_id(run) or "")
+    return {"runs": [public for _, public in runs], "next_cursor": next_cursor}
 
 
 def get(user_id: str, run_id: str) -> dict[str, Any]:

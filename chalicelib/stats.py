@@ -3,9 +3,9 @@ series of time buckets.
 
 It reads only the caller's runs inside the range, through the table's sort key (run ids
 start with the run's start time) or one schedule's index: the cost grows with the runs in
-the range, not with the user's history. Both what one answer may read and how many points
-it may hold are bounded (`STATS_MAX_RUNS`, `STATS_MAX_POINTS`); past them the answer is a
-422 saying how to narrow the question, never a partial answer that looks complete.
+the range, not with the user's history. Both what one answer may read and what it may weigh
+are bounded (`STATS_MAX_RUNS`, `STATS_MAX_BYTES`); past them the answer is a 422 saying how
+to narrow the question, never a partial answer that looks complete.
 
 Percentiles: `chalicelib.percentiles` (linear interpolation, NumPy's default). Counting:
 `chalicelib.summaries` (failed results count in `n`, `failures` and `success_rate`, not in
@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from chalicelib import clock, config, history
+from chalicelib import clock, config, history, response_size
 from chalicelib.errors import invalid
 from chalicelib.summaries import Sample
 
@@ -31,10 +31,10 @@ def max_runs() -> int:
     return config.int_setting("STATS_MAX_RUNS", 5000)
 
 
-def max_points() -> int:
-    """Series points (models × non-empty buckets) one answer may hold: keeps it far below
-    Lambda's 6 MB response limit (a point is ~450 bytes of JSON)."""
-    return config.int_setting("STATS_MAX_POINTS", 10_000)
+def max_bytes() -> int:
+    """What one answer may weigh in Lambda's response (limit 6 MB). A series point weighs
+    ~400 bytes: 20 models × 90 days by day is ~0.7 MB, 20 models × 14 days by hour ~2.6 MB."""
+    return config.int_setting("STATS_MAX_BYTES", 5_000_000)
 
 
 class StatsQuery(history.TimeRange):
@@ -77,16 +77,7 @@ def stats(user_id: str, query: StatsQuery) -> dict[str, Any]:
             parameter=True,
             limit={"max_runs": max_runs()},
         )
-    points = sum(len(series) for series in buckets.values())
-    if points > max_points():
-        raise invalid(
-            "bucket",
-            f"the answer would hold {points} series points (at most {max_points()}): "
-            "use bucket=day, a narrower range, or one model",
-            parameter=True,
-            limit={"max_points": max_points()},
-        )
-    return {
+    answer = {
         "since": clock.iso(since),
         "until": clock.iso(until),
         "bucket": bucket,
@@ -100,6 +91,16 @@ def stats(user_id: str, query: StatsQuery) -> dict[str, Any]:
             for model in sorted(overall)
         ],
     }
+    weight = response_size.json_bytes(answer)
+    if weight > max_bytes():
+        raise invalid(
+            "since",
+            f"the answer would weigh {weight / 1e6:.1f} MB, more than an answer may ({max_bytes() / 1e6:.1f} MB): "
+            "narrow since/until, use bucket=day, or ask for one model",
+            parameter=True,
+            limit={"max_bytes": max_bytes()},
+        )
+    return answer
 
 
 def _range(query: StatsQuery) -> tuple[datetime, datetime]:

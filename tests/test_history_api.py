@@ -2,6 +2,8 @@
 cursors, run status and current schedule names, and isolation."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from chalicelib import history
@@ -251,3 +253,24 @@ def test_a_rare_filter_answers_short_pages_with_a_cursor_and_misses_nothing(alic
 def test_bad_filters_name_the_parameter(alice, query, field):
     status, data = alice.get(f"/api/history?{query}")
     assert status == 422 and data["detail"][0]["field"] == field, data
+
+
+def test_pages_stay_within_the_byte_budget_and_a_heavy_run_still_comes_alone(alice, monkeypatch):
+    monkeypatch.setenv("HISTORY_MAX_BYTES", "2500")
+    light = [run_at(alice.id, hour(h)) for h in range(6)]
+    heavy = run_at(alice.id, hour(7), results=[failure(f"m{i}", error="é" * 300) for i in range(10)])
+    seen, cursor, pages = [], None, []
+    while True:
+        status, data = alice.get("/api/history?limit=100" + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200
+        pages.append(data["runs"])
+        seen += [r["id"] for r in data["runs"]]
+        cursor = data["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [heavy] + light[::-1]
+    assert [r["id"] for r in pages[0]] == [heavy]  # heavier than the budget alone: still served
+    for page in pages[1:]:
+        # each run as Lambda's response holds it: Chalice's JSON, escaped once more
+        assert sum(len(json.dumps(json.dumps(r, separators=(",", ":")))) - 2 for r in page) <= 2500
+    assert len(pages) > 2

@@ -195,14 +195,28 @@ def test_more_runs_than_allowed_in_range_is_a_422_naming_the_limit(user, monkeyp
     assert data["detail"][0]["limit"] == {"max_runs": 3}
 
 
-def test_too_many_series_points_is_a_422_on_bucket(user, monkeypatch):
-    monkeypatch.setenv("STATS_MAX_POINTS", "2")
-    for h in range(3):
+def test_an_answer_too_heavy_for_lambda_is_a_422_saying_how_to_narrow_it(user, monkeypatch):
+    monkeypatch.setenv("STATS_MAX_BYTES", "1500")
+    for h in range(4):
         run_at(user.id, at(30, h))
-    status, data = user.get("/api/stats?since=2026-11-30T00:00:00Z")
-    assert status == 422 and data["detail"][0]["field"] == "bucket"
-    assert data["detail"][0]["limit"] == {"max_points": 2}
-    assert stats(user, "since=2026-11-30T00:00:00Z&bucket=day")["models"][0]["summary"]["n"] == 3
+    status, data = user.get("/api/stats?since=2026-11-30T00:00:00Z")  # 4 hourly points
+    assert status == 422 and data["detail"][0]["field"] == "since"
+    assert data["detail"][0]["limit"] == {"max_bytes": 1500} and "bucket=day" in data["error"]
+    assert stats(user, "since=2026-11-30T00:00:00Z&bucket=day")["models"][0]["summary"]["n"] == 4
+
+
+def test_a_point_weighs_what_the_documented_sizes_assume():
+    """20 models × 14 days by hour must fit the default budget (README, stats.max_bytes)."""
+    from datetime import datetime, timezone
+
+    from chalicelib import response_size, stats as app_stats
+    from chalicelib.summaries import Sample
+
+    sample = Sample()
+    for ttft in (1234.56, 2345.67, 3456.78):
+        sample.add(result("m", ttft=ttft, speed=123.45, itl_p99=45.67, cost=0.01234567))
+    point = app_stats._point(datetime(2026, 11, 30, tzinfo=timezone.utc), sample)
+    assert response_size.json_bytes(point) * 20 * 14 * 24 < app_stats.max_bytes()
 
 
 @pytest.mark.parametrize(
