@@ -87,6 +87,7 @@ def export(user_id: str, query: ExportQuery) -> ExportPage:
         after=history.cursor_run_id(query.cursor) if query.cursor else None,
         newest_first=False,
         max_read=max_read(),
+        attributes=["user_id", "run_id", "created_at", "source", "metadata", "results"],  # not the prompt
     )
     render = _csv if query.format == "csv" else _jsonl
     parts = [_BOM + render([list(COLUMNS)])] if query.format == "csv" else []

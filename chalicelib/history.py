@@ -151,13 +151,13 @@ class TimeRange(BaseModel):
         return value
 
 
-def readable_cursor(value: str | None) -> str | None:
+def _readable_cursor(value: str | None) -> str | None:
     if value is not None:
         cursor_run_id(value)
     return value
 
 
-Cursor = Annotated[str | None, BeforeValidator(readable_cursor)]
+Cursor = Annotated[str | None, BeforeValidator(_readable_cursor)]
 
 
 # --- finding runs ----------------------------------------------------------------------------
