@@ -16,7 +16,9 @@ from chalicelib import (
     alert_events,
     alerts,
     auth,
+    benchmarks,
     dispatch,
+    export,
     history,
     jobs,
     keys,
@@ -25,6 +27,7 @@ from chalicelib import (
     notify,
     payloads,
     schedules,
+    stats,
     ui_assets,
     user_providers,
     websocket,
@@ -232,6 +235,13 @@ def list_history():
     return history.list_runs(user_id(), query)
 
 
+@route("/api/history/export", methods=["GET"])
+def export_history():
+    page = export.export(user_id(), payloads.query(export.ExportQuery, request().query_params))
+    headers: dict[str, str | list[str]] = {**page.headers()}
+    return Response(body=page.body, status_code=200, headers=headers)
+
+
 @route("/api/history/{run_id}", methods=["GET"])
 def get_history_run(run_id):
     return history.get(user_id(), run_id)
@@ -241,6 +251,20 @@ def get_history_run(run_id):
 def delete_history_run(run_id):
     history.delete(user_id(), run_id)
     return ok()
+
+
+# --- benchmarks on demand and statistics ------------------------------------------------------
+
+
+@route("/api/benchmarks", methods=["POST"])
+def create_benchmark():
+    job_id = benchmarks.submit(user_id(), payloads.parse(benchmarks.BenchmarkCreate, body()))
+    return ok(job_id=job_id)
+
+
+@route("/api/stats", methods=["GET"])
+def get_stats():
+    return stats.stats(user_id(), payloads.query(stats.StatsQuery, request().query_params))
 
 
 # --- alerts ----------------------------------------------------------------------------------

@@ -2,9 +2,14 @@
 
 It acts only on a job it moved to `running` itself (`jobs.start`): a duplicate or late
 delivery, or a job whose user has no free slot, returns at once. Then it streams every
-model — providers in parallel, one provider's models in sequence, one run each, no warm-up,
-context tier 0 — sends each result as it lands, saves the run, sets the schedule's
-`last_run`, finishes the job (releasing the slot) and starts the user's next queued job.
+model — providers in parallel, one provider's models in sequence, context tier 0 — sends
+each result as it lands, saves the run, sets the schedule's `last_run` (scheduled runs),
+finishes the job (releasing the slot) and starts the user's next queued job.
+
+Two job types share that one path and differ only in their plan: a schedule's job
+(`scheduled_benchmark`, ticked or triggered) runs each model once with no warm-up (the
+seed's rules); an on-demand `benchmark` runs each model `runs` times in sequence, after
+one unmeasured warm-up request when asked (it reaches the provider; its result is dropped).
 
 It stops on its own before the Lambda deadline: models it could not finish are recorded as
 errors and the job fails with a message saying so, instead of the function being killed
@@ -23,6 +28,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import (
     alert_eval,
+    benchmarks,
     catalog,
     clock,
     config,
@@ -81,21 +87,23 @@ def _deadline(remaining_ms: Callable[[], int] | None) -> float | None:
 
 @dataclass(frozen=True)
 class _Plan:
+    names: list[str]  # every model asked for, in the asked order
     targets: list[ModelTarget]
     unresolved: dict[str, dict[str, Any]]  # model name → failure record
     settings: RunSettings
+    keyed: frozenset[str]  # providers that refuse a request without the user's key
+    runs: int = 1
+    warmup: bool = False
 
 
 def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | None]:
-    params = job.params or {}
-    manual = params.get("trigger") == "manual"
-    schedule = _schedule_still_wanted(job, manual)
-    if isinstance(schedule, str):
-        return jobs.CANCELLED, None, schedule
-    plan = _plan(job.user_id, schedule)
-    names = [t.name for t in plan.targets] + list(plan.unresolved)
+    manual = (job.params or {}).get("trigger") == "manual"
+    planned = _plan_job(job, manual)
+    if isinstance(planned, str):
+        return jobs.CANCELLED, None, planned
+    plan, schedule = planned
     _send(job, "benchmark_init", data={
-        "targets": names, "runs": 1, "context_tiers": [0], "max_tokens": plan.settings.max_tokens,
+        "targets": plan.names, "runs": plan.runs, "context_tiers": [0], "max_tokens": plan.settings.max_tokens,
     })
     watch = Watch(job.job_id, deadline)
     watch.start()
@@ -105,7 +113,6 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
         watch.stop()
     if watch.cancelled:
         return jobs.CANCELLED, None, "Cancelled by the user"
-    ordered = [results[name] for name in schedule.models if name in results]
     metadata = _metadata(job, schedule, manual)
     run_id = history.save(history.NewRun(
         user_id=job.user_id,
@@ -114,21 +121,61 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
         prompt=plan.settings.prompt,
         max_tokens=plan.settings.max_tokens,
         temperature=plan.settings.temperature,
-        results=ordered,
+        results=results,
         metadata=metadata,
+        source="schedule" if schedule else "manual",
+        schedule_id=schedule.schedule_id if schedule else None,
     ))
-    _record_last_run(schedule, manual)
-    # Alert rules judge the saved run; bounded (ALERT_DELIVERY_BUDGET_S) and never raises.
-    alert_eval.evaluate(job.user_id, {"id": run_id, "source": "schedule", "results": ordered, "metadata": metadata})
-    unfinished = [r["model"] for r in ordered if r.get("error_type") == error_types.DEADLINE]
+    if schedule is not None:
+        _record_last_run(schedule, manual)
+    try:
+        _after_save(job, run_id, results, metadata)
+    except Exception:  # the run is saved: what reacts to it must not fail the benchmark
+        log.exception("runner: after-save of run %s (job %s) failed", run_id, job.job_id)
+    return _ending(results, run_id, plan.runs)
+
+
+def _plan_job(job: JobModel, manual: bool) -> tuple[_Plan, ScheduleModel | None] | str:
+    """What to run, and the schedule when it is a schedule's job; or why the job is
+    cancelled before running anything."""
+    if job.job_type == benchmarks.JOB_TYPE:
+        asked = benchmarks.from_params(job.params)
+        settings = RunSettings(prompt=asked.prompt, max_tokens=asked.max_tokens, temperature=asked.temperature)
+        return _plan(job.user_id, asked.models, settings, runs=asked.runs, warmup=asked.warmup), None
+    schedule = _schedule_still_wanted(job, manual)
+    if isinstance(schedule, str):
+        return schedule
+    settings = RunSettings(
+        prompt=schedule.prompt,
+        max_tokens=int(schedule.max_tokens),
+        temperature=float(schedule.temperature),
+    )
+    return _plan(job.user_id, list(schedule.models), settings), schedule
+
+
+def _ending(results: list[dict[str, Any]], run_id: str, runs: int) -> tuple[str, str | None, str | None]:
+    """The job's status once its run is saved: failed when the deadline cut models off or
+    nothing succeeded, else done."""
+    unit = "models" if runs == 1 else "model runs"
+    unfinished = [r["model"] for r in results if r.get("error_type") == error_types.DEADLINE]
     if unfinished:
         return jobs.FAILED, run_id, (
-            f"Stopped before the Lambda deadline: {len(unfinished)} of {len(ordered)} models "
-            f"did not finish ({', '.join(unfinished)})"
+            f"Stopped before the Lambda deadline: {len(unfinished)} of {len(results)} {unit} "
+            f"did not finish ({', '.join(dict.fromkeys(unfinished))})"
         )
-    if ordered and not any(r["success"] for r in ordered):
-        return jobs.FAILED, run_id, f"All {len(ordered)} models failed"
+    if results and not any(r["success"] for r in results):
+        return jobs.FAILED, run_id, f"All {len(results)} {unit} failed"
     return jobs.DONE, run_id, None
+
+
+def _after_save(job: JobModel, run_id: str, results: list[dict[str, Any]], metadata: dict[str, Any]) -> None:
+    """The one place that reacts to a saved run, whatever its job type. It runs after the
+    run is stored (and a scheduled run's `last_run` stamped) and before the job ends;
+    `results` are the saved ones, warm-ups excluded. Alert rules judge the run here
+    (scheduled runs only; bounded by ALERT_DELIVERY_BUDGET_S, never raises)."""
+    alert_eval.evaluate(
+        job.user_id, {"id": run_id, "source": metadata["source"], "results": results, "metadata": metadata}
+    )
 
 
 def _schedule_still_wanted(job: JobModel, manual: bool) -> ScheduleModel | str:
@@ -142,40 +189,44 @@ def _schedule_still_wanted(job: JobModel, manual: bool) -> ScheduleModel | str:
     return schedule
 
 
-def _plan(user_id: str, schedule: ScheduleModel) -> _Plan:
+def _plan(user_id: str, names: list[str], settings: RunSettings, *, runs: int = 1, warmup: bool = False) -> _Plan:
     providers = user_providers.providers_for(user_id)
     targets: list[ModelTarget] = []
     unresolved: dict[str, dict[str, Any]] = {}
-    for name in schedule.models:
+    for name in names:
         try:
             targets.append(catalog.resolve(name, providers))
-        except Exception as err:  # a user provider deleted since the schedule was saved
+        except Exception as err:  # a user provider deleted since the models were checked
             target = ModelTarget(name.partition("/")[0], "openai", "", name, name)
             unresolved[name] = failure_record(target, error_types.UNKNOWN_MODEL, getattr(err, "error", str(err)))
-    settings = RunSettings(
-        prompt=schedule.prompt,
-        max_tokens=int(schedule.max_tokens),
-        temperature=float(schedule.temperature),
-    )
-    return _Plan(targets, unresolved, settings)
+    keyed = frozenset(key for key, provider in providers.items() if provider.requires_key)
+    return _Plan(list(names), targets, unresolved, settings, keyed, runs, warmup)
 
 
-def _run_models(job: JobModel, plan: _Plan, watch: "Watch") -> dict[str, dict[str, Any]]:
-    """Providers in parallel, each provider's models one after another."""
-    total = len(plan.targets) + len(plan.unresolved)
-    results: dict[str, dict[str, Any]] = {}
+def _run_models(job: JobModel, plan: _Plan, watch: "Watch") -> list[dict[str, Any]]:
+    """Providers in parallel, each provider's models one after another, each model's runs
+    one after another (after its warm-up). Returns one result per model and run, in the
+    asked model order, runs ascending."""
+    total = len(plan.names) * plan.runs
+    results: dict[tuple[str, int], dict[str, Any]] = {}
     lock = threading.Lock()
 
-    def record(result: dict[str, Any]) -> None:
+    def record(result: dict[str, Any], run: int) -> None:
+        result = {**result, "run": run, "runs": plan.runs}
         with lock:
-            results[result["model"]] = result
+            results[(result["model"], run)] = result
             done = len(results)
         _send(job, "benchmark_result", data=result)
-        if jobs.progress(job.job_id, round(100 * done / total, 1), f"{done}/{total} models: {result['model']}"):
+        if plan.runs == 1:
+            detail = f"{done}/{total} models: {result['model']}"
+        else:
+            detail = f"{done}/{total} model runs: {result['model']} run {run}/{plan.runs}"
+        if jobs.progress(job.job_id, round(100 * done / total, 1), detail):
             watch.cancel()
 
-    for result in plan.unresolved.values():
-        record(result)
+    for failure in plan.unresolved.values():
+        for run in range(1, plan.runs + 1):
+            record(failure, run)
     groups: dict[str, list[ModelTarget]] = {}
     for target in plan.targets:
         groups.setdefault(target.provider_key, []).append(target)
@@ -183,36 +234,51 @@ def _run_models(job: JobModel, plan: _Plan, watch: "Watch") -> dict[str, dict[st
 
     def run_group(targets: list[ModelTarget]) -> None:
         for target in targets:
-            record(_run_one(target, plan.settings, api_keys[target.provider_key], watch))
+            api_key = api_keys[target.provider_key]
+            if plan.warmup:
+                refused, addresses = _preflight(target, api_key, plan.keyed, watch)
+                if refused is None:  # unmeasured: its result is dropped
+                    run_model(target, plan.settings, api_key.value, should_stop=watch.should_stop,
+                              deadline=watch.deadline, connect_to=addresses)
+            for run in range(1, plan.runs + 1):
+                record(_run_one(target, plan, api_key, watch), run)
 
     if groups:
         with ThreadPoolExecutor(max_workers=len(groups)) as pool:
             for future in [pool.submit(run_group, group) for group in groups.values()]:
                 future.result()
-    return results
+    return [results[(name, run)] for name in plan.names for run in range(1, plan.runs + 1) if (name, run) in results]
 
 
-def _run_one(target: ModelTarget, settings: RunSettings, api_key: "_Key", watch: "Watch") -> dict[str, Any]:
-    if watch.cancelled:
-        return failure_record(target, error_types.CANCELLED, "Cancelled before this model ran")
-    if watch.out_of_time():
-        return failure_record(target, error_types.DEADLINE, "Not run: the runner stopped before its Lambda deadline")
-    if api_key.problem:
-        return failure_record(target, error_types.AUTH_FAILED, api_key.problem)
-    if api_key.value is None and target.provider_key in _KEYED_BUILTINS:
-        return failure_record(target, error_types.AUTH_FAILED, f"No API key set for provider {target.provider_key!r}")
-    addresses, endpoint_problem = _endpoint_problem(target)
-    if endpoint_problem:
-        return failure_record(target, error_types.NETWORK, endpoint_problem)
-    result = run_model(target, settings, api_key.value, should_stop=watch.should_stop, deadline=watch.deadline,
-                       connect_to=addresses)
+def _run_one(target: ModelTarget, plan: _Plan, api_key: "_Key", watch: "Watch") -> dict[str, Any]:
+    refused, addresses = _preflight(target, api_key, plan.keyed, watch)
+    if refused is not None:
+        return refused
+    result = run_model(target, plan.settings, api_key.value, should_stop=watch.should_stop,
+                       deadline=watch.deadline, connect_to=addresses)
     if result.get("error_type") == error_types.TIMEOUT and watch.out_of_time():
         result = {**result, "error_type": error_types.DEADLINE,
                   "error": f"[{error_types.DEADLINE}] Stopped: the runner reached its Lambda deadline mid-stream"}
     return result
 
 
-_KEYED_BUILTINS = frozenset({"openai", "anthropic", "gemini"})
+def _preflight(
+    target: ModelTarget, api_key: "_Key", keyed: frozenset[str], watch: "Watch"
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Why `target` must not be requested now (as its failure record), or None and the
+    addresses the request may connect to."""
+    if watch.cancelled:
+        return failure_record(target, error_types.CANCELLED, "Cancelled before this model ran"), []
+    if watch.out_of_time():
+        return failure_record(target, error_types.DEADLINE, "Not run: the runner stopped before its Lambda deadline"), []
+    if api_key.problem:
+        return failure_record(target, error_types.AUTH_FAILED, api_key.problem), []
+    if api_key.value is None and target.provider_key in keyed:
+        return failure_record(target, error_types.AUTH_FAILED, f"No API key set for provider {target.provider_key!r}"), []
+    addresses, endpoint_problem = _endpoint_problem(target)
+    if endpoint_problem:
+        return failure_record(target, error_types.NETWORK, endpoint_problem), []
+    return None, addresses
 
 
 @dataclass(frozen=True)
@@ -247,7 +313,9 @@ def _endpoint_problem(target: ModelTarget) -> tuple[list[str], str | None]:
         return [], getattr(err, "error", None) or "Endpoint refused"
 
 
-def _metadata(job: JobModel, schedule: ScheduleModel, manual: bool) -> dict[str, Any]:
+def _metadata(job: JobModel, schedule: ScheduleModel | None, manual: bool) -> dict[str, Any]:
+    if schedule is None:
+        return {"source": "manual", "job_id": job.job_id}
     metadata = {
         "source": "schedule",
         "schedule_id": schedule.schedule_id,

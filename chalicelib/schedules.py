@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pynamodb.expressions.condition import Condition
@@ -30,7 +30,10 @@ Temperature = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
 IntervalHours = Annotated[int, Field(ge=1, le=720)]
 
 
-class _Body(BaseModel):
+class SettingsBody(BaseModel):
+    """A request body carrying benchmark settings (schedules, on-demand benchmarks): one set
+    of rules for both."""
+
     # strict: "512" is not a number and true is not 1; unknown fields are typos, not noise.
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -42,7 +45,7 @@ class _Body(BaseModel):
         return value
 
 
-class ScheduleCreate(_Body):
+class ScheduleCreate(SettingsBody):
     name: Name
     models: Models
     prompt: Prompt
@@ -52,7 +55,7 @@ class ScheduleCreate(_Body):
     enabled: bool = True
 
 
-class ScheduleUpdate(_Body):
+class ScheduleUpdate(SettingsBody):
     """Any subset; an explicit null is refused like any other wrong type."""
 
     name: Name = None  # type: ignore[assignment]
@@ -99,7 +102,7 @@ def due_shard(schedule_id: str) -> int:
 
 
 def create(user_id: str, body: ScheduleCreate) -> dict[str, Any]:
-    _check_models(user_id, body.models)
+    check_models(user_id, body.models)
     now = clock.now()
     schedule_id = uuid.uuid4().hex
     item = ScheduleModel(
@@ -127,6 +130,16 @@ def list_for(user_id: str) -> list[dict[str, Any]]:
     return [to_public(item) for item in items]
 
 
+def names_of(user_id: str, schedule_ids: Iterable[str]) -> dict[str, str]:
+    """The current names of some of the user's schedules (BatchGetItem, keyed by the caller:
+    never another user's); ids of deleted schedules are simply absent."""
+    keys = [(user_id, schedule_id) for schedule_id in dict.fromkeys(schedule_ids)]
+    if not keys:
+        return {}
+    found = ScheduleModel.batch_get(keys, attributes_to_get=["schedule_id", "name"])
+    return {item.schedule_id: item.name for item in found}
+
+
 def get(user_id: str, schedule_id: str) -> ScheduleModel:
     """The caller's schedule; another user's id is exactly as unknown as a missing one."""
     try:
@@ -140,7 +153,7 @@ def update(user_id: str, schedule_id: str, body: ScheduleUpdate) -> dict[str, An
     if not changes:
         raise invalid("body", "nothing to update: send at least one field")
     if "models" in changes:
-        _check_models(user_id, changes["models"])
+        check_models(user_id, changes["models"])
     now = clock.now()
     actions = [getattr(ScheduleModel, field).set(value) for field, value in changes.items()]
     actions.append(ScheduleModel.updated_at.set(clock.iso(now)))
@@ -183,7 +196,9 @@ def to_public(item: ScheduleModel) -> dict[str, Any]:
     }
 
 
-def _check_models(user_id: str, models: list[str]) -> None:
+def check_models(user_id: str, models: list[str]) -> None:
+    """Each model listed once and resolvable for this user (their own providers included);
+    a 422 naming the first that is not."""
     seen: set[str] = set()
     for name in models:
         if name in seen:

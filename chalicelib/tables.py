@@ -259,6 +259,19 @@ class SlotModel(_Table):
 # --- history -------------------------------------------------------------------------------
 
 
+class RunsBySchedule(GlobalSecondaryIndex):
+    """Sparse: only scheduled runs carry `schedule_key` = `<user_id>#<schedule_id>`, so one
+    schedule's runs in a time range are one Query. The user id in the key means a query can
+    only ever reach the caller's own runs, whatever schedule id a client sends."""
+
+    class Meta:
+        index_name = "schedule"
+        projection = AllProjection()
+
+    schedule_key = UnicodeAttribute(hash_key=True)
+    run_id = UnicodeAttribute(range_key=True)
+
+
 class RunModel(_Table):
     class Meta(_Meta):
         table_name = _TableName("benchmark_runs")
@@ -273,6 +286,13 @@ class RunModel(_Table):
     temperature = NumberAttribute()
     results = JSONAttribute()
     metadata = JSONAttribute()
+    # Written with the run so readers filter and index without parsing `results`.
+    status = UnicodeAttribute(null=True)  # "ok" | "partial" | "failed"
+    schedule_id = UnicodeAttribute(null=True)
+    schedule_key = UnicodeAttribute(null=True)
+    models = _strings(null=True)  # the model names of `results`, for `contains` filters
+    summary = JSONAttribute(null=True)  # {model: {n, successes, p50/p90s, cost_total}}
+    by_schedule = RunsBySchedule()
 
 
 # --- WebSocket connections -----------------------------------------------------------------

@@ -44,15 +44,23 @@ class RecordingNotifier:
 
 
 class DynamoCalls:
-    """Counts DynamoDB API calls by name, from botocore's `before-call` event."""
+    """Counts DynamoDB API calls by name, from botocore's `before-call` event, and the items
+    they read (what DynamoDB bills a read on: a Query's `ScannedCount`, a found GetItem's
+    item), from `after-call`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_name: Counter[str] = Counter()
+        self.items_read = 0
 
     def __call__(self, model=None, **_) -> None:
         with self._lock:
             self.by_name[model.name] += 1
+
+    def answered(self, parsed=None, **_) -> None:
+        read = parsed.get("ScannedCount", 1 if parsed.get("Item") else 0)
+        with self._lock:
+            self.items_read += read
 
     @property
     def total(self) -> int:
@@ -62,6 +70,7 @@ class DynamoCalls:
     def reset(self) -> None:
         with self._lock:
             self.by_name.clear()
+            self.items_read = 0
 
 
 @contextmanager
@@ -70,7 +79,9 @@ def counting_dynamodb_calls() -> Iterator[DynamoCalls]:
     counter = DynamoCalls()
     client = tables._shared_connection().client
     client.meta.events.register("before-call.dynamodb", counter)
+    client.meta.events.register("after-call.dynamodb", counter.answered)
     try:
         yield counter
     finally:
         client.meta.events.unregister("before-call.dynamodb", counter)
+        client.meta.events.unregister("after-call.dynamodb", counter.answered)

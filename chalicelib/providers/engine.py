@@ -65,6 +65,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import quote
 
+from chalicelib.percentiles import percentile
+
 from .body import ACCEPT_ENCODING, body_pieces
 from .errors import BAD_RESPONSE, CANCELLED, NETWORK, TIMEOUT, ProviderError, classify_status
 from .sse import MAX_EVENT_BYTES, SSELimitExceeded, SSEParser
@@ -396,19 +398,6 @@ class _Watchdog:
 
 
 # ----------------------------------------------------------------------- metrics
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (NumPy's default), ``None`` for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _r(value: float | None, digits: int) -> float | None:
