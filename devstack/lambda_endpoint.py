@@ -12,6 +12,9 @@ Lambda REST API botocore uses for it:
       X-Amz-Invocation-Type: DryRun           → 204
       unknown function                        → 404 ResourceNotFoundException
 
+Only requests signed (SigV4) with the stack's credentials are served; others get Lambda's
+403 (devstack/sigv4.py).
+
 `FunctionName` may be a name, a partial ARN (`123456789012:function:name`) or a full ARN,
 as Lambda accepts. Functions are called the way Lambda calls them — `handler(event,
 context)` with a context whose `get_remaining_time_in_millis()` counts down from the
@@ -39,6 +42,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from devstack.sigv4 import Credentials, lower_headers, verify
 
 log = logging.getLogger("devstack.lambda")
 
@@ -87,10 +92,12 @@ class LambdaEndpoint:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        credentials: Credentials,
         region: str = "us-east-1",
         concurrency: int = 8,
     ) -> None:
         self.functions = {f.name: f for f in functions}
+        self.credentials = credentials
         self.region = region
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -220,14 +227,30 @@ def _make_handler(endpoint: LambdaEndpoint) -> type[BaseHTTPRequestHandler]:
             log.debug("%s " + format, self.address_string(), *args)
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, headers, answer = _invoke(endpoint, self.path, self.headers, body)
-            self._send(status, headers, answer)
+            body = self._signed_body()
+            if body is not None:
+                self._send(*_invoke(endpoint, self.path, self.headers, body))
 
         def do_GET(self) -> None:  # noqa: N802
-            self._send(*_error(404, "UnknownOperationException", "Only Invoke is served here"))
+            if self._signed_body() is not None:
+                self._send(*_error(404, "UnknownOperationException", "Only Invoke is served here"))
 
-        do_PUT = do_DELETE = do_GET  # noqa: N815
+        do_PUT = do_DELETE = do_OPTIONS = do_GET  # noqa: N815
+
+        def _signed_body(self) -> bytes | None:
+            """The body of a request signed with the stack's credentials; None once a
+            refusal is sent."""
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_SYNC_PAYLOAD:
+                self.close_connection = True
+                self._send(*_error(413, "RequestTooLargeException", f"Request must be smaller than {MAX_SYNC_PAYLOAD} bytes"))
+                return None
+            body = self.rfile.read(length)
+            refusal = verify(endpoint.credentials, self.command, self.path, lower_headers(self.headers.items()), body)
+            if refusal is not None:
+                self._send(*_error(403, refusal.error_type, refusal.message))
+                return None
+            return body
 
         def _send(self, status: int, headers: dict[str, str], answer: bytes) -> None:
             self.send_response(status)

@@ -8,9 +8,13 @@ moto untouched to the gateway's `@connections` API, exactly as in `make run`.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import threading
 import time
 from contextlib import ExitStack
 from typing import Callable
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -20,6 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from chalicelib import clock as app_clock
 from chalicelib import aws_clients, connections, notify, websocket
 from chalicelib.tables import ConnectionModel, ProviderModel
+from devstack.sigv4 import Credentials
 from devstack.stack import free_port
 from devstack.ws_gateway import start_gateway
 
@@ -33,10 +38,15 @@ def gateway(aws):
 
     aws_clients.reset()
     port = free_port()
-    stop = start_gateway("127.0.0.1", port, chalice_app=app)
+    stop = start_gateway("127.0.0.1", port, credentials=app_credentials(), chalice_app=app)
     yield f"ws://127.0.0.1:{port}/api"
     stop()
     aws_clients.reset()
+
+
+def app_credentials() -> Credentials:
+    """The credentials the app's boto3 clients sign with in the tests."""
+    return Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
@@ -179,16 +189,71 @@ def test_the_management_api_speaks_botocores_protocol(gateway, alice):
         api.get_connection(ConnectionId="unknown=")
 
 
-def test_the_management_api_wants_a_signed_request(gateway):
+@pytest.mark.parametrize("signer", ["none", "other-key", "wrong-secret"])
+def test_the_management_api_refuses_requests_not_signed_with_the_stacks_key(gateway, alice, signer):
+    endpoint = gateway.replace("ws://", "http://")
+    with connect(f"{gateway}?token={alice.token}", open_timeout=TIMEOUT) as ws:
+        assert ping(ws) == {"type": "pong"}
+        [connection_id] = live_connections(alice.id)
+        url = f"{endpoint}/@connections/{quote(connection_id, safe='')}"
+        mine = app_credentials()
+        credentials = {
+            "other-key": Credentials("AKIAOTHERKEY00000000", mine.secret_key),
+            "wrong-secret": Credentials(mine.access_key, "not-the-secret"),
+        }.get(signer)
+        status, headers = raw_request("POST", url, b'{"type": "forged"}', credentials, "execute-api")
+
+        assert status == 403
+        assert headers["x-amzn-errortype"] in ("MissingAuthenticationTokenException", "UnrecognizedClientException",
+                                               "InvalidSignatureException")
+        assert "access-control-allow-origin" not in headers
+        # nothing reached the socket: the next message is the answer to a ping
+        assert ping(ws) == {"type": "pong"}
+
+
+def raw_request(method: str, url: str, body: bytes, credentials: Credentials | None, service: str,
+                origin: str = "http://evil.example") -> tuple[int, dict[str, str]]:
+    """One HTTP request, SigV4-signed by botocore when `credentials` are given; (status,
+    lower-cased headers)."""
     import urllib.error
     import urllib.request
 
-    endpoint = gateway.replace("ws://", "http://")
-    request = urllib.request.Request(f"{endpoint}/@connections/abc%3D", data=b"{}", method="POST")
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=TIMEOUT)
-    assert refused.value.code == 403
-    assert refused.value.headers["x-amzn-ErrorType"] == "ForbiddenException"
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as BotocoreCredentials
+
+    headers = {"Origin": origin, "Content-Type": "application/json"}
+    if credentials is not None:
+        request = AWSRequest(method=method, url=url, data=body, headers=headers)
+        signer = BotocoreCredentials(credentials.access_key, credentials.secret_key)
+        SigV4Auth(signer, service, "us-east-1").add_auth(request)
+        headers = dict(request.headers.items())
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method=method),
+                                    timeout=TIMEOUT) as answer:
+            return answer.status, {k.lower(): v for k, v in answer.headers.items()}
+    except urllib.error.HTTPError as refused:
+        with refused:
+            return refused.code, {k.lower(): v for k, v in refused.headers.items()}
+
+
+def test_the_gateway_stops_while_a_client_still_holds_an_answered_http_connection(aws):
+    """A plain HTTP answer (here a 404) closes the connection from the gateway's side:
+    stopping does not wait for the client to hang up (websockets' close timeout is 10 s)."""
+    from app import app
+
+    port = free_port()
+    stop = start_gateway("127.0.0.1", port, credentials=app_credentials(), chalice_app=app)
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as held:
+        held.sendall(f"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += held.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 404")
+        stopped = threading.Event()
+        threading.Thread(target=lambda: (stop(), stopped.set()), daemon=True).start()
+        # the client still holds its socket: the stop must not depend on it
+        assert stopped.wait(5), "stop() waited for a client to close an answered connection"
 
 
 # --- a triggered schedule, live --------------------------------------------------------------
