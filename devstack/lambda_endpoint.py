@@ -130,7 +130,8 @@ class LambdaEndpoint:
             worker = threading.Thread(target=self._work, name=f"lambda-worker-{number}", daemon=True)
             worker.start()
             self._workers.append(worker)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="lambda-endpoint", daemon=True)
+        # A short poll: `stop()` (the stack's Ctrl-C) waits for the loop to notice.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="lambda-endpoint", daemon=True)
         self._thread.start()
         return self
 

@@ -36,9 +36,11 @@ import contextlib
 import copy
 import functools
 import json
+import logging
 import threading
 from typing import Any, Callable, Iterator, Protocol
 
+log = logging.getLogger("devstack.moto")
 _LOCK = threading.RLock()
 _INSTALLED = False
 ACCOUNT = "123456789012"  # moto's default account: every ARN of the stack names it
@@ -113,8 +115,12 @@ def _serialize_requests() -> None:
             answer = original(self, *args, **kwargs)
             if recorder is None:
                 return answer
-            records = _changes(self) if answer[0] == 200 else []
-            sequence = recorder.record(records) if records else recorder.last
+            try:
+                records = _changes(self) if answer[0] == 200 else []
+                sequence = recorder.record(records) if records else recorder.last
+            except Exception as err:  # the journal failed: not acknowledged
+                log.exception("journal: cannot record a change")
+                return _error(500, "InternalServerError", f"dev stack journal: {err}")
         try:
             recorder.wait(sequence)
         except Exception as err:  # the journal cannot be written: not acknowledged

@@ -45,6 +45,8 @@ EPHEMERAL_TABLES = ("connections",)
 DEFAULT_STATE_DIR = ROOT / ".devstack"
 LAMBDA_CONCURRENCY = 8
 DRAIN_SECONDS = 5.0  # how long Ctrl-C waits for running runners before the last compaction
+# How often an idle server's loop looks for a stop: its `shutdown()` waits that long.
+SHUTDOWN_POLL_S = 0.05
 
 
 class StartError(Exception):
@@ -154,7 +156,7 @@ class Stack:
         moto_serial.serialize_dynamodb()
         port = self.config.aws_port or free_port(self.config.host)
         server = moto_serial.serve(self.config.host, port, signed_only(self._credentials))
-        thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_S,), name="moto", daemon=True)
         thread.start()
         self._stops.append(server.shutdown)
         os.environ["AWS_ENDPOINT_URL"] = f"http://{self.config.host}:{server.server_port}"
@@ -219,17 +221,25 @@ class Stack:
         self._stops.append(start_gateway(self.config.host, self.config.ws_port, credentials=self._credentials))
 
     def _start_rest(self) -> None:
-        from chalice.cli.factory import CLIFactory
+        """Chalice's local server on the app, with the `local` stage's configuration. Built
+        from `chalice.config` directly: `chalice.cli` (what `chalice local` runs) imports
+        its interactive prompts, half a second of every start."""
+        from chalice.config import Config
         from chalice.local import create_local_server
 
+        import app as app_module
         from devstack.apigateway import emulate_authorizer_errors
 
         emulate_authorizer_errors()
-        config = CLIFactory(project_dir=str(ROOT)).create_config_obj(chalice_stage_name="local")
-        server = create_local_server(
-            config.chalice_app, config, self.config.host, self.config.rest_port
+        config = Config(
+            chalice_stage="local",
+            user_provided_params={"chalice_app": app_module.app, "project_dir": str(ROOT)},
+            config_from_disk=json.loads((ROOT / ".chalice" / "config.json").read_text()),
+            default_params={"api_gateway_stage": "api", "autogen_policy": True},
         )
-        thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+        os.environ.update(config.environment_variables)
+        server = create_local_server(app_module.app, config, self.config.host, self.config.rest_port)
+        thread = threading.Thread(target=server.server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True)
         thread.start()
         self._stops.append(server.shutdown)
 

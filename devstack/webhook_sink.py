@@ -44,7 +44,8 @@ class WebhookSink:
         return f"http://{self._server.server_address[0]}:{self.port}/hook"
 
     def start(self) -> WebhookSink:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-sink", daemon=True)
+        # A short poll: `stop()` waits for the loop to notice.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="webhook-sink", daemon=True)
         self._thread.start()
         return self
 
