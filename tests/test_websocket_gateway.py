@@ -27,6 +27,7 @@ from chalicelib.tables import ConnectionModel, ProviderModel
 from devstack.sigv4 import Credentials
 from devstack.stack import free_port
 from devstack.ws_gateway import start_gateway
+from tests.signed_requests import raw_request
 
 TIMEOUT = 30  # seconds: generous, the machine is shared and noisy
 
@@ -201,7 +202,7 @@ def test_the_management_api_refuses_requests_not_signed_with_the_stacks_key(gate
             "other-key": Credentials("AKIAOTHERKEY00000000", mine.secret_key),
             "wrong-secret": Credentials(mine.access_key, "not-the-secret"),
         }.get(signer)
-        status, headers = raw_request("POST", url, b'{"type": "forged"}', credentials, "execute-api")
+        status, headers, _ = raw_request("POST", url, b'{"type": "forged"}', credentials, "execute-api")
 
         assert status == 403
         assert headers["x-amzn-errortype"] in ("MissingAuthenticationTokenException", "UnrecognizedClientException",
@@ -209,32 +210,6 @@ def test_the_management_api_refuses_requests_not_signed_with_the_stacks_key(gate
         assert "access-control-allow-origin" not in headers
         # nothing reached the socket: the next message is the answer to a ping
         assert ping(ws) == {"type": "pong"}
-
-
-def raw_request(method: str, url: str, body: bytes, credentials: Credentials | None, service: str,
-                origin: str = "http://evil.example") -> tuple[int, dict[str, str]]:
-    """One HTTP request, SigV4-signed by botocore when `credentials` are given; (status,
-    lower-cased headers)."""
-    import urllib.error
-    import urllib.request
-
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials as BotocoreCredentials
-
-    headers = {"Origin": origin, "Content-Type": "application/json"}
-    if credentials is not None:
-        request = AWSRequest(method=method, url=url, data=body, headers=headers)
-        signer = BotocoreCredentials(credentials.access_key, credentials.secret_key)
-        SigV4Auth(signer, service, "us-east-1").add_auth(request)
-        headers = dict(request.headers.items())
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method=method),
-                                    timeout=TIMEOUT) as answer:
-            return answer.status, {k.lower(): v for k, v in answer.headers.items()}
-    except urllib.error.HTTPError as refused:
-        with refused:
-            return refused.code, {k.lower(): v for k, v in refused.headers.items()}
 
 
 def test_the_gateway_stops_while_a_client_still_holds_an_answered_http_connection(aws):

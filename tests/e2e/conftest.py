@@ -11,6 +11,7 @@ what survives a restart. The stack's console goes to `log_path` (shown when a st
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -126,6 +127,12 @@ class LocalStack:
         if self.process is not None and self.process.poll() is None:
             self._signal(signal.SIGKILL)
             self.process.wait(10)
+
+    def exports(self) -> dict[str, str]:
+        """The environment the running stack printed in its banner (`export NAME=value …`)."""
+        lines = [line for line in self.log().splitlines() if " && export " in line]
+        assert lines, "no exports in the stack's banner"
+        return dict(word.split("=", 1) for word in shlex.split(lines[-1].split(" && export ", 1)[1]))
 
     def log(self, offset: int = 0) -> str:
         try:

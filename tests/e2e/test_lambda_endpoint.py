@@ -17,7 +17,7 @@ from botocore.config import Config
 
 from devstack.lambda_endpoint import Function, LambdaEndpoint, app_functions
 from devstack.sigv4 import Credentials
-from tests.test_websocket_gateway import raw_request
+from tests.signed_requests import raw_request
 
 
 def env_credentials() -> Credentials:
@@ -157,7 +157,7 @@ def test_an_invoke_not_signed_with_the_stacks_key_is_refused_and_runs_nothing(en
     }.get(signer)
     url = f"{endpoint.url}/2015-03-31/functions/app-local-runner/invocations"
 
-    status, headers = raw_request("POST", url, b'{"job_id": "forged"}', credentials, "lambda")
+    status, headers, _ = raw_request("POST", url, b'{"job_id": "forged"}', credentials, "lambda")
 
     assert status == 403
     assert "access-control-allow-origin" not in headers
@@ -165,7 +165,7 @@ def test_an_invoke_not_signed_with_the_stacks_key_is_refused_and_runs_nothing(en
 
 
 def test_a_signed_invoke_carries_no_cors_headers(lam, endpoint):
-    status, headers = raw_request(
+    status, headers, _ = raw_request(
         "POST", f"{endpoint.url}/2015-03-31/functions/app-local-runner/invocations", b"{}", env_credentials(), "lambda"
     )
     assert status == 200
