@@ -400,7 +400,11 @@ def load_items(region: str, table_name: str, images: Iterator[dict[str, Any]] | 
 
 def serve(host: str, port: int, middleware: Callable[[Any], Any]) -> Any:
     """moto's WSGI application wrapped by `middleware`, on werkzeug's threaded server
-    (not started: call `serve_forever` in a thread, `shutdown` to stop)."""
+    (not started: call `serve_forever` in a thread, `shutdown` to stop).
+
+    A request the middleware verified was signed for DynamoDB, KMS or Secrets Manager goes
+    straight to that service's application: moto's own dispatcher would otherwise look the
+    service up again on every request (a few ms of directory listings each)."""
     import logging
 
     from moto.moto_server.werkzeug_app import (
@@ -410,6 +414,22 @@ def serve(host: str, port: int, middleware: Callable[[Any], Any]) -> Any:
     )
     from werkzeug.serving import make_server
 
+    from devstack.sigv4 import SERVICE
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
-    application = middleware(DomainDispatcherApplication(create_backend_app))
-    return make_server(host, port, application, threaded=True, request_handler=MotoRequestHandler)
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    services: dict[str, Any] = {}
+    services_lock = threading.Lock()
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        service = environ.get(SERVICE)
+        if service not in _SERVICES:
+            return dispatcher(environ, start_response)
+        with services_lock:
+            app = services.get(service) or services.setdefault(service, create_backend_app(service))
+        return app(environ, start_response)
+
+    return make_server(host, port, middleware(application), threaded=True, request_handler=MotoRequestHandler)
+
+
+_SERVICES = {"dynamodb", "kms", "secretsmanager"}  # the services the stack serves

@@ -108,15 +108,10 @@ def verify(
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials as BotocoreCredentials
 
-    match = _AUTH.match(headers.get("authorization", ""))
-    if match is None:
+    parsed = _authorization(headers)
+    if parsed is None:
         return Refusal("MissingAuthenticationTokenException", "Missing Authentication Token")
-    fields = dict(
-        part.strip().split("=", 1) for part in match["fields"].split(",") if "=" in part
-    )
-    scope = fields.get("Credential", "").split("/")
-    signed = fields.get("SignedHeaders", "").split(";")
-    signature = fields.get("Signature", "")
+    scope, signed, signature = parsed
     if len(scope) != 5 or scope[4] != "aws4_request" or not signature:
         return Refusal("IncompleteSignatureException", "Malformed Authorization header")
     access_key, day, region, service, _ = scope
@@ -151,14 +146,27 @@ def verify(
     return None
 
 
+def _authorization(headers: Mapping[str, str]) -> tuple[list[str], list[str], str] | None:
+    """(credential scope, signed header names, signature) of a SigV4 Authorization header."""
+    match = _AUTH.match(headers.get("authorization", ""))
+    if match is None:
+        return None
+    fields = dict(part.strip().split("=", 1) for part in match["fields"].split(",") if "=" in part)
+    return fields.get("Credential", "").split("/"), fields.get("SignedHeaders", "").split(";"), fields.get("Signature", "")
+
+
 # --- the moto server's middleware ----------------------------------------------------------------
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+SERVICE = "devstack.signed_service"  # the WSGI environ key naming the service a request was signed for
+
+
 def signed_only(credentials: Credentials) -> Callable[[WSGIApp], WSGIApp]:
     """A WSGI middleware: requests not signed by `credentials` get a 403, the others reach
-    the application, and no answer carries `Access-Control-*` headers."""
+    the application (with the service they were signed for in `environ[SERVICE]`), and no
+    answer carries `Access-Control-*` headers."""
 
     def wrap(app: WSGIApp) -> WSGIApp:
         def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -169,11 +177,13 @@ def signed_only(credentials: Credentials) -> Callable[[WSGIApp], WSGIApp]:
             stream = environ["wsgi.input"]
             body = stream.read(length) if length else (stream.read(MAX_BODY) if environ.get("wsgi.input_terminated") else b"")
             target = environ.get("REQUEST_URI") or environ.get("RAW_URI") or "/"
-            refusal = verify(credentials, environ["REQUEST_METHOD"], target, _environ_headers(environ), body)
+            headers = _environ_headers(environ)
+            refusal = verify(credentials, environ["REQUEST_METHOD"], target, headers, body)
             if refusal is not None:
                 return _refuse(start_response, "403 Forbidden", refusal)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
+            environ[SERVICE] = _authorization(headers)[0][3]  # type: ignore[index]
             environ.pop("HTTP_X_MOTO_ACCOUNT_ID", None)  # one account: the journaled one
 
             def no_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

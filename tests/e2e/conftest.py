@@ -97,7 +97,7 @@ class LocalStack:
                 raise RuntimeError(f"the dev stack exited with {self.process.returncode}:\n{self.log(offset)}")
             if READY_LINE in self.log(offset) and self._rest_answers():
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"the dev stack did not start in {START_TIMEOUT_S:.0f} s:\n{self.log(offset)}")
 
