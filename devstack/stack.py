@@ -16,6 +16,7 @@ journaled before its answer leaves, and replayed at the next start (devstack/sta
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import json
 import logging
@@ -90,6 +91,7 @@ class Stack:
     _credentials: Any = None  # sigv4.Credentials
     _kms: dict[str, str] | None = None
     _jwt_secret: tuple[str, str] | None = None  # (name, value)
+    _vault_created: bool = False  # a new KMS key or secret: not in the snapshot yet
     _lambda: Any = None  # the LambdaEndpoint
 
     def start(self) -> None:
@@ -114,6 +116,9 @@ class Stack:
                 raise
             except Exception as err:
                 raise StartError(f"{what}: {err}") from err
+        # What the start built lives as long as the stack (modules, the kept state, moto's
+        # items): later garbage collections need not walk it again and again.
+        gc.freeze()
 
     def stop(self) -> None:
         while self._stops:
@@ -181,6 +186,7 @@ class Stack:
     def _start_vault(self) -> None:
         """The key vault's KMS key and the JWT secret, restored when kept."""
         kept = self._recovery.state if self._recovery else state.State()
+        self._vault_created = kept.kms is None or kept.jwt_secret is None
         kept.kms = state.ensure_kms_key(kept.kms)
         os.environ["KMS_KEY_ID"] = kept.kms["key_id"]
         arn, kept.jwt_secret = state.ensure_jwt_secret(kept.jwt_secret, os.environ["STAGE"])
@@ -201,7 +207,8 @@ class Stack:
             return
         kept = self._recovery.state
         state.refresh_tables(kept, REGION)
-        self._durable = state.Durable(directory, kept)
+        current = self._recovery.snapshot_is_current and not self._vault_created
+        self._durable = state.Durable(directory, kept, compact=not current)
         state.retire_legacy(directory)
         assert self._jwt_secret is not None
         moto_serial.journal_to(self._durable, secret=self._jwt_secret)

@@ -26,6 +26,8 @@ reads (README, "Trust boundary").
 from __future__ import annotations
 
 import base64
+import contextlib
+import gc
 import json
 import logging
 import secrets
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from devstack import durable, journal
 
@@ -58,16 +60,18 @@ class StateError(Exception):
 
 def canonical_key(key: dict[str, Any]) -> str:
     """One string per item key, whatever the attribute order or number spelling
-    (`{"N": "1.0"}` and `{"N": "1"}` name the same item, as in DynamoDB)."""
-    normal = {}
-    for name, value in key.items():
-        if isinstance(value, dict) and "N" in value:
+    (`{"N": "1.0"}` and `{"N": "1"}` name the same item, as in DynamoDB). Key attributes
+    are S, N or B, so each is one (type, scalar) pair."""
+    parts = []
+    for name in sorted(key):
+        [(kind, value)] = key[name].items()
+        if kind == "N":
             try:
-                value = {"N": str(Decimal(value["N"]).normalize())}
+                value = str(Decimal(value).normalize())
             except (InvalidOperation, TypeError):
                 pass
-        normal[name] = value
-    return json.dumps(normal, sort_keys=True, separators=(",", ":"))
+        parts.append(f"{name}\x1f{kind}\x1f{value}")
+    return "\x1e".join(parts)
 
 
 @dataclass
@@ -96,7 +100,9 @@ class State:
         between a compaction's rename and its truncation) changes nothing."""
         op = record.get("op")
         if op == "item":
-            table = self.tables.setdefault(record["table"], Table(key=sorted(record["key"])))
+            table = self.tables.get(record["table"])
+            if table is None:
+                table = self.tables[record["table"]] = Table(key=sorted(record["key"]))
             name = canonical_key(record["key"])
             if record.get("image") is None:
                 table.items.pop(name, None)
@@ -167,12 +173,38 @@ class Recovery:
     frames: int = 0  # journal frames replayed
     dropped_bytes: int = 0  # a torn tail, dropped
     legacy: dict[str, Any] | None = None  # an older stack's state.json, to adopt once tables exist
+    from_snapshot: bool = False  # a snapshot was read
+
+    @property
+    def snapshot_is_current(self) -> bool:
+        """The snapshot holds everything recovered and the journal is empty."""
+        return self.from_snapshot and not (self.frames or self.dropped_bytes)
+
+
+@contextlib.contextmanager
+def bulk() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile: building a state of N items allocates
+    millions of objects, and each collection would walk all those already kept, which
+    makes loading quadratic (100,000 items: minutes instead of seconds)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def recover(directory: Path) -> Recovery:
     """The state as it was acknowledged: the snapshot with the journal folded in."""
+    with bulk():
+        return _recover(directory)
+
+
+def _recover(directory: Path) -> Recovery:
     snapshot = directory / SNAPSHOT
     state = _read_json(snapshot, State.from_document)
+    state_read = state is not None
     legacy = None
     if state is None:
         state = State()
@@ -182,7 +214,7 @@ def recover(directory: Path) -> Recovery:
         state.apply(record)
     if replay.dropped_bytes:
         log.warning("journal: dropped a torn last record (%d bytes): it was never acknowledged", replay.dropped_bytes)
-    return Recovery(state, len(replay.frames), replay.dropped_bytes, legacy)
+    return Recovery(state, len(replay.frames), replay.dropped_bytes, legacy, from_snapshot=legacy is None and state_read)
 
 
 def _read_json(path: Path, parse: Callable[[Any, Path], Any]) -> Any:
@@ -253,7 +285,7 @@ def load_into_moto(state: State, region: str, ephemeral: set[str]) -> int:
 
     from devstack import moto_serial
 
-    client = boto3.client("dynamodb")
+    client = None
     present = moto_serial.tables(region)
     count = 0
     for name, table in state.tables.items():
@@ -262,8 +294,10 @@ def load_into_moto(state: State, region: str, ephemeral: set[str]) -> int:
                 log.warning("kept table %s has no definition and the app does not create it: "
                             "its %d items are kept but not loaded", name, len(table.items))
                 continue
+            client = client or boto3.client("dynamodb")
             client.create_table(TableName=name, **table.definition)
         if table.ttl and table.ttl != (present.get(name) or (None, None))[1]:
+            client = client or boto3.client("dynamodb")
             client.update_time_to_live(TableName=name, TimeToLiveSpecification={
                 "AttributeName": table.ttl["AttributeName"],
                 "Enabled": table.ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"),
@@ -271,7 +305,8 @@ def load_into_moto(state: State, region: str, ephemeral: set[str]) -> int:
         if name in ephemeral:
             table.items.clear()
             continue
-        count += moto_serial.load_items(region, name, (from_json_item(image) for image in table.items.values()))
+        with bulk():
+            count += moto_serial.load_items(region, name, table.items.values())
     return count
 
 
@@ -294,12 +329,16 @@ class Durable:
     request lock, then `wait` before the answer leaves); `compact` rewrites the snapshot.
     """
 
-    def __init__(self, directory: Path, state: State) -> None:
+    def __init__(self, directory: Path, state: State, compact: bool = True) -> None:
+        """`compact=False` when the snapshot already holds `state` and the journal is empty
+        (a start after a clean stop): rewriting 100,000 items costs seconds."""
         self.directory = directory
         self.state = state
-        write_snapshot(directory, state)
+        if compact:
+            write_snapshot(directory, state)
         self._journal = journal.Journal(directory / JOURNAL)
-        self._journal.truncate()
+        if compact:
+            self._journal.truncate()
 
     def record(self, records: list[dict[str, Any]]) -> int:
         for record in records:
@@ -347,23 +386,6 @@ def to_json_item(value: Any) -> Any:
 
 def _b64(value: Any) -> Any:
     return base64.b64encode(value).decode("ascii") if isinstance(value, (bytes, bytearray)) else value
-
-
-def from_json_item(value: Any) -> Any:
-    """The inverse of `to_json_item`: base64 strings under B/BS back to bytes."""
-    if isinstance(value, dict):
-        converted = {}
-        for key, inner in value.items():
-            if key == "B" and isinstance(inner, str):
-                converted[key] = base64.b64decode(inner)
-            elif key == "BS" and isinstance(inner, list) and all(isinstance(b, str) for b in inner):
-                converted[key] = [base64.b64decode(b) for b in inner]
-            else:
-                converted[key] = from_json_item(inner)
-        return converted
-    if isinstance(value, list):
-        return [from_json_item(inner) for inner in value]
-    return value
 
 
 # --- the KMS key and the JWT secret ---------------------------------------------------------------
