@@ -39,10 +39,11 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from devstack.http_server import BackgroundServer
 from devstack.sigv4 import Credentials, lower_headers, verify
 
 log = logging.getLogger("devstack.lambda")
@@ -105,20 +106,17 @@ class LambdaEndpoint:
         self._running = 0
         self._running_lock = threading.Condition()
         self._workers: list[threading.Thread] = []
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._server = BackgroundServer(host, port, _make_handler(self), "lambda-endpoint")
 
     # --- addresses ---
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        return self._server.port
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
-        return f"http://{host}:{self.port}"
+        return self._server.url
 
     def arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
@@ -130,16 +128,13 @@ class LambdaEndpoint:
             worker = threading.Thread(target=self._work, name=f"lambda-worker-{number}", daemon=True)
             worker.start()
             self._workers.append(worker)
-        # A short poll: `stop()` (the stack's Ctrl-C) waits for the loop to notice.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="lambda-endpoint", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self, drain_s: float = 5.0) -> None:
         """Refuse new invocations, let running ones finish for up to `drain_s`, drop the
         rest of the queue, close the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         dropped = 0
         while True:
             try:

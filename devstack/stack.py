@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from devstack import state
+from devstack.http_server import POLL_S
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("devstack")
@@ -46,8 +47,6 @@ EPHEMERAL_TABLES = ("connections",)
 DEFAULT_STATE_DIR = ROOT / ".devstack"
 LAMBDA_CONCURRENCY = 8
 DRAIN_SECONDS = 5.0  # how long Ctrl-C waits for running runners before the last compaction
-# How often an idle server's loop looks for a stop: its `shutdown()` waits that long.
-SHUTDOWN_POLL_S = 0.05
 
 
 class StartError(Exception):
@@ -89,7 +88,6 @@ class Stack:
     _recovery: state.Recovery | None = None
     _durable: state.Durable | None = None
     _credentials: Any = None  # sigv4.Credentials
-    _kms: dict[str, str] | None = None
     _jwt_secret: tuple[str, str] | None = None  # (name, value)
     _vault_created: bool = False  # a new KMS key or secret: not in the snapshot yet
     _lambda: Any = None  # the LambdaEndpoint
@@ -161,7 +159,7 @@ class Stack:
         moto_serial.serialize_dynamodb()
         port = self.config.aws_port or free_port(self.config.host)
         server = moto_serial.serve(self.config.host, port, signed_only(self._credentials))
-        thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_S,), name="moto", daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(POLL_S,), name="moto", daemon=True)
         thread.start()
         self._stops.append(server.shutdown)
         os.environ["AWS_ENDPOINT_URL"] = f"http://{self.config.host}:{server.server_port}"
@@ -246,7 +244,7 @@ class Stack:
         )
         os.environ.update(config.environment_variables)
         server = create_local_server(app_module.app, config, self.config.host, self.config.rest_port)
-        thread = threading.Thread(target=server.server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True)
+        thread = threading.Thread(target=server.server.serve_forever, args=(POLL_S,), daemon=True)
         thread.start()
         self._stops.append(server.shutdown)
 

@@ -16,8 +16,10 @@ import logging
 import threading
 from collections import deque
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from devstack.http_server import BackgroundServer
 
 log = logging.getLogger("devstack.webhook")
 
@@ -30,28 +32,19 @@ class WebhookSink:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._events: deque[dict[str, Any]] = deque(maxlen=KEPT)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
+        self._server = BackgroundServer(host, port, _make_handler(self), "webhook-sink")
 
     @property
     def url(self) -> str:
         """The URL to configure as a webhook."""
-        return f"http://{self._server.server_address[0]}:{self.port}/hook"
+        return f"{self._server.url}/hook"
 
     def start(self) -> WebhookSink:
-        # A short poll: `stop()` waits for the loop to notice.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="webhook-sink", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def events(self) -> list[dict[str, Any]]:
         with self._lock:
