@@ -3,9 +3,9 @@
 1. Single-item write throughput (PutItem through botocore, signed, into the stack's moto
    server on loopback) with the journal attached (every answer waits for its fsync) and
    without it, one writer and four; the journal must keep one writer within 2x.
-2. Start time of `python -m devstack` (to the REST API answering) with 100,000 items in the
-   journal (a crash before any compaction), then again from the snapshot that start wrote,
-   and with an empty state; plus the in-process recovery steps for the 100,000.
+2. Start time of `python -m devstack` (to the REST API answering) with 100,000 saved runs
+   in the journal (a crash before any compaction), then again from the snapshot its stop
+   wrote, and with an empty state; plus the in-process recovery steps for the 100,000.
 
 Run from the repository root: `.venv/bin/python bench/devstack_journal.py`
 (`BENCH_ITEMS=20000` for a quicker start figure; `BENCH_WRITES=500` per writer).
@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 ITEMS = int(os.environ.get("BENCH_ITEMS", "100000"))
 WRITES = int(os.environ.get("BENCH_WRITES", "1000"))
 TABLE = "benchmark-scheduler-local-schedules"
+RUNS_TABLE = "benchmark-scheduler-local-benchmark_runs"
 REGION = "us-east-1"
 
 
@@ -114,16 +115,43 @@ def schedule_item(user: str, number: int) -> dict:
 
 
 def journal_of(directory: Path, count: int) -> None:
-    """`count` schedules in the journal, one frame each (as that many PutItems would leave
-    them), and no snapshot: a stack killed before its first compaction."""
+    """`count` benchmark runs (the history: what grows in a dev stack) in the journal, one
+    frame each (as that many writes would leave them), and no snapshot: a stack killed
+    before its first compaction."""
     from devstack import journal
 
     directory.mkdir(parents=True)
     with open(directory / "journal", "wb") as out:
         for number in range(count):
-            item = schedule_item(f"user-{number % 1000}", number)
-            key = {"user_id": item["user_id"], "schedule_id": item["schedule_id"]}
-            out.write(journal.encode([{"op": "item", "table": TABLE, "key": key, "image": item}]))
+            item = run_item(f"user-{number % 1000}", number)
+            key = {"user_id": item["user_id"], "run_id": item["run_id"]}
+            out.write(journal.encode([{"op": "item", "table": RUNS_TABLE, "key": key, "image": item}]))
+
+
+def run_item(user: str, number: int) -> dict:
+    """A saved scheduled run of one model, as the app stores it (about 1.2 KB)."""
+    result = {
+        "provider": "demo", "model": "demo/fast", "model_id": "fast", "run": 1, "runs": 1, "context_tokens": 0,
+        "ttft_ms": 101.3, "ttfo_ms": 101.3, "total_time_s": 1.12, "output_tokens": 100, "input_tokens": 12,
+        "tokens_per_second": 89.3, "input_tokens_per_second": 118.5, "output_speed_tps": 98.0, "itl_ms": 10.2,
+        "itl_p50_ms": 10.0, "itl_p99_ms": 12.9, "cost": 0.0, "cost_known": True, "usage_reported": True,
+        "success": True, "error_type": None, "error": None,
+    }
+    metadata = {"source": "schedule", "schedule_id": f"{number % 50:032x}", "schedule_name": "Nightly speed check",
+                "job_id": f"{number:032x}"}
+    created = f"2026-11-{1 + number % 28:02d}T09:{number % 60:02d}:00.000000Z"
+    return {
+        "user_id": {"S": user},
+        "run_id": {"S": f"{created}-{number:032x}"},
+        "created_at": {"S": created},
+        "source": {"S": "schedule"},
+        "prompt": {"S": "Explain quantum computing in one paragraph."},
+        "context_tiers": {"L": [{"N": "0"}]},
+        "max_tokens": {"N": "512"},
+        "temperature": {"N": "0.7"},
+        "results": {"S": json.dumps([result])},
+        "metadata": {"S": json.dumps(metadata)},
+    }
 
 
 def start_stop(directory: Path) -> tuple[float, float]:
@@ -179,7 +207,7 @@ def start_times() -> None:
         journaled = Path(root) / "journaled"
         journal_of(journaled, ITEMS)
         size = (journaled / "journal").stat().st_size
-        print(f"\nStart of `python -m devstack` to REST answering ({ITEMS:,} schedules, journal {size / 1e6:.0f} MB):")
+        print(f"\nStart of `python -m devstack` to REST answering ({ITEMS:,} saved runs, journal {size / 1e6:.0f} MB):")
         empty_up, empty_down = start_stop(Path(root) / "empty")
         print(f"  empty state:                 start {empty_up:5.2f} s, stop {empty_down:.2f} s")
         up, down = start_stop(journaled)
