@@ -239,7 +239,12 @@ def _make_handler(endpoint: LambdaEndpoint) -> type[BaseHTTPRequestHandler]:
         def _signed_body(self) -> bytes | None:
             """The body of a request signed with the stack's credentials; None once a
             refusal is sent."""
-            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.headers.get("Content-Length") or "0"
+            if not raw.isdigit():
+                self.close_connection = True
+                self._send(*_error(400, "InvalidRequestContentException", "Content-Length must be a number"))
+                return None
+            length = int(raw)
             if length > MAX_SYNC_PAYLOAD:
                 self.close_connection = True
                 self._send(*_error(413, "RequestTooLargeException", f"Request must be smaller than {MAX_SYNC_PAYLOAD} bytes"))

@@ -115,7 +115,7 @@ def verify(
     if len(scope) != 5 or scope[4] != "aws4_request" or not signature:
         return Refusal("IncompleteSignatureException", "Malformed Authorization header")
     access_key, day, region, service, _ = scope
-    if not hmac.compare_digest(access_key, credentials.access_key):
+    if not hmac.compare_digest(access_key.encode(), credentials.access_key.encode()):
         return Refusal("UnrecognizedClientException", "The security token included in the request is invalid.")
     stamp = headers.get("x-amz-date", "")
     try:
@@ -137,11 +137,14 @@ def verify(
     )
     request.context["timestamp"] = stamp
     signer = SigV4Auth(BotocoreCredentials(credentials.access_key, credentials.secret_key), service, region)
-    canonical = signer.canonical_request(request)
-    if signer.signed_headers(signer.headers_to_sign(request)) != ";".join(signed):
-        return Refusal("InvalidSignatureException", "Unexpected signed headers")
-    expected = signer.signature(signer.string_to_sign(request, canonical), request)
-    if not hmac.compare_digest(expected, signature):
+    try:
+        canonical = signer.canonical_request(request)
+        if signer.signed_headers(signer.headers_to_sign(request)) != ";".join(signed):
+            return Refusal("InvalidSignatureException", "Unexpected signed headers")
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    except (ValueError, TypeError, UnicodeError):  # a request no client could have signed
+        return Refusal("InvalidSignatureException", "The request cannot be canonicalized")
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
         return Refusal("InvalidSignatureException", "The request signature we calculated does not match the signature you provided.")
     return None
 

@@ -76,6 +76,23 @@ def test_requests_not_signed_with_the_stacks_key_are_refused(case, error):
     assert refusal is not None and refusal.error_type == error
 
 
+@pytest.mark.parametrize("authorization", [
+    "AWS4-HMAC-SHA256",
+    "AWS4-HMAC-SHA256 Credential=, SignedHeaders=, Signature=",
+    "AWS4-HMAC-SHA256 Credential=AKIAMINE000000000000/x/y/z/aws4_request, SignedHeaders=host, Signature=00",
+    "AWS4-HMAC-SHA256 Credential=AKIAMÏNE000000000000/20261202/us-east-1/dynamodb/aws4_request, "
+    "SignedHeaders=host;x-amz-date, Signature=ÿÿ",
+    "AWS4-HMAC-SHA256 Credential=AKIAMINE000000000000/20261202/us-east-1/dynamodb/aws4_request, "
+    "SignedHeaders=host;x-amz-date, Signature=zz",
+    "Basic dXNlcjpwYXNz",
+])
+def test_a_malformed_authorization_header_is_a_refusal_never_an_error(authorization):
+    request = signed()
+    del request.headers["Authorization"]
+    request.headers["Authorization"] = authorization
+    assert isinstance(check(request), sigv4.Refusal)
+
+
 def test_a_payload_digest_header_must_match_the_body():
     request = signed()
     request.headers["X-Amz-Content-SHA256"] = "UNSIGNED-PAYLOAD"
