@@ -358,9 +358,9 @@ def _page(served: tuple[str, dict[str, str]]) -> Response:
 
 @route("/", methods=["GET"], public=True)
 def ui_index():
-    return _page(ui_assets.index(request().headers))
+    return _page(ui_assets.index())
 
 
 @route("/ui/{name}", methods=["GET"], public=True)
 def ui_asset(name):
-    return _page(ui_assets.serve(name, request().headers))
+    return _page(ui_assets.serve(name))

@@ -3,10 +3,9 @@
 - Only the names in `ASSETS` are served: a request names a key of that table, never a
   path, so `../app.py` or `%2e%2e/` cannot reach any other file (they are 404s).
 - Files are read at request time, on first use, and kept (`import app` reads nothing).
-- `config.js` is generated per request: `window.BENCH_CONFIG = {wsUrl: ...}`. Deployed, the
-  WebSocket API is another API Gateway host than the REST API, named by env `WS_URL`;
-  without it the socket is the page's host on port `WS_PORT` (8502, the local stack's)
-  with path `/api`.
+- `config.js` is generated per request: `window.BENCH_CONFIG = {wsUrl: ...}`, the WebSocket
+  API's URL from env `WS_URL` (deployed: the template sets it; the local stack: its gateway).
+  Without it `wsUrl` is null and the page polls instead of listening.
 - Text types only (Chalice's binary types would need base64 handling).
 - Every answer carries `SECURITY_HEADERS` (nosniff, no referrer, no framing); the page also
   carries a Content-Security-Policy without `unsafe-inline`: scripts and styles come from
@@ -23,7 +22,6 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Mapping
 
 from chalicelib.errors import NotFound
 
@@ -59,9 +57,6 @@ ASSETS: dict[str, str] = {
 CONFIG_NAME = "config.js"
 CONFIG_TYPE = "text/javascript; charset=utf-8"
 
-DEFAULT_WS_PORT = 8502
-WS_PATH = "/api"
-
 # Static files may be cached a little; the config never (WS_URL is read per request).
 STATIC_CACHE = "public, max-age=60"
 NO_CACHE = "no-store"
@@ -72,7 +67,6 @@ SECURITY_HEADERS: dict[str, str] = {
     "X-Frame-Options": "DENY",
 }
 
-_HOST = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d+)?$")
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 _WS_ORIGIN = re.compile(r"^(wss?://(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?)(?:[/?#]|$)")
 
@@ -92,16 +86,17 @@ def asset(name: str) -> tuple[str, dict[str, str]]:
     return _read(name), {"Content-Type": content_type, "Cache-Control": STATIC_CACHE, **SECURITY_HEADERS}
 
 
-def index(headers: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
-    """The page, with its CSP; `headers` (the request's) name the host the socket is on."""
+def index() -> tuple[str, dict[str, str]]:
+    """The page, with its CSP."""
     body, answer = asset("index.html")
-    return body, {**answer, "Cache-Control": NO_CACHE, "Content-Security-Policy": content_security_policy(headers)}
+    return body, {**answer, "Cache-Control": NO_CACHE, "Content-Security-Policy": content_security_policy()}
 
 
-def content_security_policy(headers: Mapping[str, str] | None) -> str:
+def content_security_policy() -> str:
     """Everything from the app itself; the only exceptions are named one by one."""
     scripts = " ".join(["'self'", *(f"'{digest}'" for digest in inline_script_hashes())])
-    connect = " ".join(["'self'", *filter(None, [ws_origin(ws_url(headers))])])
+    url = ws_url()
+    connect = " ".join(["'self'", *filter(None, [ws_origin(url) if url else None])])
     return "; ".join([
         "default-src 'none'",
         f"script-src {scripts}",
@@ -129,33 +124,23 @@ def ws_origin(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-def ws_url(headers: Mapping[str, str] | None) -> str:
-    """`WS_URL` when set; else ws(s)://<the request's host>:<WS_PORT or 8502>/api."""
-    explicit = os.environ.get("WS_URL", "").strip()
-    if explicit:
-        return explicit
-    lowered = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
-    match = _HOST.match(lowered.get("host", "").strip())
-    host = match.group("host") if match else "127.0.0.1"
-    scheme = "wss" if lowered.get("x-forwarded-proto", "").lower() == "https" else "ws"
-    port = os.environ.get("WS_PORT", "").strip() or str(DEFAULT_WS_PORT)
-    if not port.isdigit():
-        port = str(DEFAULT_WS_PORT)
-    return f"{scheme}://{host}:{port}{WS_PATH}"
+def ws_url() -> str | None:
+    """The WebSocket API's URL (`WS_URL`, read per request), or None when there is none."""
+    return os.environ.get("WS_URL", "").strip() or None
 
 
-def config_js(headers: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+def config_js() -> tuple[str, dict[str, str]]:
     """The runtime config as a script; JSON-encoded so no value can break out of it."""
-    config = {"wsUrl": ws_url(headers)}
+    config = {"wsUrl": ws_url()}
     payload = json.dumps(config).replace("<", "\\u003c")
     body = f"window.BENCH_CONFIG = Object.freeze({payload});\n"
     return body, {"Content-Type": CONFIG_TYPE, "Cache-Control": NO_CACHE, **SECURITY_HEADERS}
 
 
-def serve(name: str, headers: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+def serve(name: str) -> tuple[str, dict[str, str]]:
     """What `GET /ui/{name}` answers (the page under this name too, with its policy)."""
     if name == CONFIG_NAME:
-        return config_js(headers)
+        return config_js()
     if name == "index.html":
-        return index(headers)
+        return index()
     return asset(name)

@@ -12,6 +12,9 @@ Lambda REST API botocore uses for it:
       X-Amz-Invocation-Type: DryRun           → 204
       unknown function                        → 404 ResourceNotFoundException
 
+Only requests signed (SigV4) with the stack's credentials are served; others get Lambda's
+403 (devstack/sigv4.py).
+
 `FunctionName` may be a name, a partial ARN (`123456789012:function:name`) or a full ARN,
 as Lambda accepts. Functions are called the way Lambda calls them — `handler(event,
 context)` with a context whose `get_remaining_time_in_millis()` counts down from the
@@ -36,9 +39,12 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from devstack.http_server import BackgroundServer
+from devstack.sigv4 import Credentials, lower_headers, verify
 
 log = logging.getLogger("devstack.lambda")
 
@@ -87,10 +93,12 @@ class LambdaEndpoint:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        credentials: Credentials,
         region: str = "us-east-1",
         concurrency: int = 8,
     ) -> None:
         self.functions = {f.name: f for f in functions}
+        self.credentials = credentials
         self.region = region
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -98,20 +106,17 @@ class LambdaEndpoint:
         self._running = 0
         self._running_lock = threading.Condition()
         self._workers: list[threading.Thread] = []
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._server = BackgroundServer(host, port, _make_handler(self), "lambda-endpoint")
 
     # --- addresses ---
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        return self._server.port
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
-        return f"http://{host}:{self.port}"
+        return self._server.url
 
     def arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
@@ -123,15 +128,13 @@ class LambdaEndpoint:
             worker = threading.Thread(target=self._work, name=f"lambda-worker-{number}", daemon=True)
             worker.start()
             self._workers.append(worker)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="lambda-endpoint", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self, drain_s: float = 5.0) -> None:
         """Refuse new invocations, let running ones finish for up to `drain_s`, drop the
         rest of the queue, close the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         dropped = 0
         while True:
             try:
@@ -215,19 +218,43 @@ def _make_handler(endpoint: LambdaEndpoint) -> type[BaseHTTPRequestHandler]:
     class InvokeHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # botocore keeps connections alive
         server_version = "devstack-lambda"
+        # Headers and body leave as two writes: with Nagle on, the second waits for the
+        # client's delayed ACK (40 ms) on a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             log.debug("%s " + format, self.address_string(), *args)
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, headers, answer = _invoke(endpoint, self.path, self.headers, body)
-            self._send(status, headers, answer)
+            body = self._signed_body()
+            if body is not None:
+                self._send(*_invoke(endpoint, self.path, self.headers, body))
 
         def do_GET(self) -> None:  # noqa: N802
-            self._send(*_error(404, "UnknownOperationException", "Only Invoke is served here"))
+            if self._signed_body() is not None:
+                self._send(*_error(404, "UnknownOperationException", "Only Invoke is served here"))
 
-        do_PUT = do_DELETE = do_GET  # noqa: N815
+        do_PUT = do_DELETE = do_OPTIONS = do_GET  # noqa: N815
+
+        def _signed_body(self) -> bytes | None:
+            """The body of a request signed with the stack's credentials; None once a
+            refusal is sent."""
+            raw = self.headers.get("Content-Length") or "0"
+            if not raw.isdigit():
+                self.close_connection = True
+                self._send(*_error(400, "InvalidRequestContentException", "Content-Length must be a number"))
+                return None
+            length = int(raw)
+            if length > MAX_SYNC_PAYLOAD:
+                self.close_connection = True
+                self._send(*_error(413, "RequestTooLargeException", f"Request must be smaller than {MAX_SYNC_PAYLOAD} bytes"))
+                return None
+            body = self.rfile.read(length)
+            refusal = verify(endpoint.credentials, self.command, self.path, lower_headers(self.headers.items()), body)
+            if refusal is not None:
+                self._send(*_error(403, refusal.error_type, refusal.message))
+                return None
+            return body
 
         def _send(self, status: int, headers: dict[str, str], answer: bytes) -> None:
             self.send_response(status)

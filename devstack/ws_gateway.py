@@ -15,10 +15,12 @@ The `$connect` event says `domainName = <host>:<port>`, `stage = api` and
 `X-Forwarded-Proto: http` (API Gateway says https; there is no TLS here), so the app's one
 endpoint rule yields `http://<host>:<port>/api`, which is this server.
 
+The management API serves only requests signed (SigV4) with the stack's credentials, and
+answers no CORS headers (devstack/sigv4.py).
+
 Deliberate approximations: messages of one connection reach the app one after another
 (API Gateway may invoke concurrently); binary frames are refused with close code 1003;
-the management API wants a SigV4 `Authorization` header but does not verify it; there is
-no 2-hour or idle limit.
+there is no 2-hour or idle limit.
 
 Threads: the server runs its own event loop in a daemon thread; the app's handlers do
 blocking boto3 calls, so they run in a small thread pool, never on the loop.
@@ -46,6 +48,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from devstack.sigv4 import Credentials, lower_headers, verify
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +182,15 @@ class _GatewayConnection(ServerConnection):
         self._buffer = bytearray()
         super().data_received(data)
 
+    def send_data(self) -> None:
+        """After an HTTP answer that is not an upgrade (`@connections`, a refusal, a 404),
+        close the connection once it is written: websockets would otherwise wait up to its
+        close timeout (10 s) for the client to hang up first, and a client that keeps the
+        socket (urllib's HTTPError, a browser) holds the gateway's stop that long."""
+        super().send_data()
+        if self.response is not None and self.response.status_code != 101:
+            self.transport.close()  # flushes what is buffered, then closes
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.gateway._lost(self)
@@ -203,9 +216,17 @@ class _Client:
 
 class WebSocketGateway:
     def __init__(
-        self, chalice_app: Any, host: str, port: int, *, stage: str = STAGE, workers: int = 8
+        self,
+        chalice_app: Any,
+        host: str,
+        port: int,
+        *,
+        credentials: Credentials,
+        stage: str = STAGE,
+        workers: int = 8,
     ) -> None:
         self.app = chalice_app
+        self.credentials = credentials
         self.host = host
         self.port = port
         self.stage = stage
@@ -367,8 +388,12 @@ class WebSocketGateway:
         self, connection: _GatewayConnection, request: Request, connection_id: str
     ) -> Response:
         """The `@connections` API: POST sends, GET describes, DELETE closes."""
-        if not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256"):
-            return _aws_error(403, "ForbiddenException", "Forbidden")
+        headers = lower_headers(request.headers.raw_items())
+        if connection.http_body:  # the head reached websockets with Content-Length: 0
+            headers["content-length"] = str(len(connection.http_body))
+        refusal = verify(self.credentials, request.method, request.path, headers, connection.http_body)
+        if refusal is not None:
+            return _aws_error(403, refusal.error_type, refusal.message)
         client = self._clients.get(connection_id)
         if client is not None and not client.opened.is_set():
             try:
@@ -471,8 +496,11 @@ def _aws_error(status: int, error_type: str, message: str | None) -> Response:
 # --- the dev stack's entry point -----------------------------------------------------------
 
 
-def start_gateway(host: str, port: int, *, chalice_app: Any = None) -> Callable[[], None]:
+def start_gateway(
+    host: str, port: int, *, credentials: Credentials, chalice_app: Any = None
+) -> Callable[[], None]:
     """Serve the app's WebSocket handlers on ws://host:port/api; returns the stop callable.
+    `credentials` sign the `@connections` calls it accepts.
 
     `chalice_app` defaults to the project's `app.app`, the same object `chalice local`
     serves the REST API with.
@@ -482,7 +510,7 @@ def start_gateway(host: str, port: int, *, chalice_app: Any = None) -> Callable[
         if root not in sys.path:
             sys.path.insert(0, root)
         from app import app as chalice_app
-    gateway = WebSocketGateway(chalice_app, host, port)
+    gateway = WebSocketGateway(chalice_app, host, port, credentials=credentials)
     gateway.start()
     return gateway.stop
 

@@ -309,7 +309,7 @@ def test_two_triggers_with_limit_one_run_one_after_the_other(user, clock, lambda
 
 
 def test_cancel_mid_stream_stops_the_stream_and_saves_nothing(user, clock, lambda_invokes, provider_server):
-    schedule_id = make_schedule(user, ["fake/long"])  # 1,000 tokens at 20 ms: 20 s if not stopped
+    make_schedule(user, ["fake/long"])  # 1,000 tokens at 20 ms: 20 s if not stopped
     clock.advance(hours=1)
     job_id = tick.run().claimed[0]
     outcome = {}

@@ -8,9 +8,13 @@ moto untouched to the gateway's `@connections` API, exactly as in `make run`.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import threading
 import time
 from contextlib import ExitStack
 from typing import Callable
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -18,10 +22,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from chalicelib import clock as app_clock
-from chalicelib import aws_clients, connections, notify, websocket
+from chalicelib import aws_clients, connections, notify
 from chalicelib.tables import ConnectionModel, ProviderModel
+from devstack.sigv4 import Credentials
 from devstack.stack import free_port
 from devstack.ws_gateway import start_gateway
+from tests.signed_requests import raw_request
 
 TIMEOUT = 30  # seconds: generous, the machine is shared and noisy
 
@@ -33,10 +39,15 @@ def gateway(aws):
 
     aws_clients.reset()
     port = free_port()
-    stop = start_gateway("127.0.0.1", port, chalice_app=app)
+    stop = start_gateway("127.0.0.1", port, credentials=app_credentials(), chalice_app=app)
     yield f"ws://127.0.0.1:{port}/api"
     stop()
     aws_clients.reset()
+
+
+def app_credentials() -> Credentials:
+    """The credentials the app's boto3 clients sign with in the tests."""
+    return Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
@@ -179,16 +190,45 @@ def test_the_management_api_speaks_botocores_protocol(gateway, alice):
         api.get_connection(ConnectionId="unknown=")
 
 
-def test_the_management_api_wants_a_signed_request(gateway):
-    import urllib.error
-    import urllib.request
-
+@pytest.mark.parametrize("signer", ["none", "other-key", "wrong-secret"])
+def test_the_management_api_refuses_requests_not_signed_with_the_stacks_key(gateway, alice, signer):
     endpoint = gateway.replace("ws://", "http://")
-    request = urllib.request.Request(f"{endpoint}/@connections/abc%3D", data=b"{}", method="POST")
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=TIMEOUT)
-    assert refused.value.code == 403
-    assert refused.value.headers["x-amzn-ErrorType"] == "ForbiddenException"
+    with connect(f"{gateway}?token={alice.token}", open_timeout=TIMEOUT) as ws:
+        assert ping(ws) == {"type": "pong"}
+        [connection_id] = live_connections(alice.id)
+        url = f"{endpoint}/@connections/{quote(connection_id, safe='')}"
+        mine = app_credentials()
+        credentials = {
+            "other-key": Credentials("AKIAOTHERKEY00000000", mine.secret_key),
+            "wrong-secret": Credentials(mine.access_key, "not-the-secret"),
+        }.get(signer)
+        status, headers, _ = raw_request("POST", url, b'{"type": "forged"}', credentials, "execute-api")
+
+        assert status == 403
+        assert headers["x-amzn-errortype"] in ("MissingAuthenticationTokenException", "UnrecognizedClientException",
+                                               "InvalidSignatureException")
+        assert "access-control-allow-origin" not in headers
+        # nothing reached the socket: the next message is the answer to a ping
+        assert ping(ws) == {"type": "pong"}
+
+
+def test_the_gateway_stops_while_a_client_still_holds_an_answered_http_connection(aws):
+    """A plain HTTP answer (here a 404) closes the connection from the gateway's side:
+    stopping does not wait for the client to hang up (websockets' close timeout is 10 s)."""
+    from app import app
+
+    port = free_port()
+    stop = start_gateway("127.0.0.1", port, credentials=app_credentials(), chalice_app=app)
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as held:
+        held.sendall(f"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += held.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 404")
+        stopped = threading.Event()
+        threading.Thread(target=lambda: (stop(), stopped.set()), daemon=True).start()
+        # the client still holds its socket: the stop must not depend on it
+        assert stopped.wait(5), "stop() waited for a client to close an answered connection"
 
 
 # --- a triggered schedule, live --------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Callable
 
 from botocore.awsrequest import AWSResponse

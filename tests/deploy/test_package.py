@@ -11,7 +11,6 @@ import re
 import zipfile
 from datetime import date
 from importlib import resources
-from pathlib import Path
 
 import pytest
 

@@ -2,8 +2,8 @@
 
 Session-scoped and shared: the end-to-end tests (and the UI's browser test) talk to it only
 over HTTP and WebSocket, as a user would. It runs on free ports with `TICK_SECONDS=1` and a
-state file in a temp directory, in its own process group, and is always stopped at the end
-of the session (SIGTERM to the group, SIGKILL if that does not end it).
+state directory in a temp directory, in its own process group, and is always stopped at the
+end of the session (SIGTERM to the group, SIGKILL if that does not end it).
 
 `stop()` and `start()` are the user's Ctrl-C and `make run` again: tests use them to check
 what survives a restart. The stack's console goes to `log_path` (shown when a start fails).
@@ -11,6 +11,7 @@ what survives a restart. The stack's console goes to `log_path` (shown when a st
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -42,7 +43,7 @@ def free_port() -> int:
 class LocalStack:
     """A dev stack subprocess: `rest_url` (http://…), `ws_url` (ws://…/api; add ?token=)."""
 
-    state_path: Path
+    state_dir: Path
     log_path: Path
     rest_port: int = field(default_factory=free_port)
     ws_port: int = field(default_factory=free_port)
@@ -69,7 +70,7 @@ class LocalStack:
             REST_PORT=str(self.rest_port),
             WS_PORT=str(self.ws_port),
             TICK_SECONDS=str(self.tick_seconds),
-            DEVSTACK_STATE=str(self.state_path),
+            DEVSTACK_STATE_DIR=str(self.state_dir),
             PYTHONUNBUFFERED="1",
             **self.extra_env,
         )
@@ -96,7 +97,7 @@ class LocalStack:
                 raise RuntimeError(f"the dev stack exited with {self.process.returncode}:\n{self.log(offset)}")
             if READY_LINE in self.log(offset) and self._rest_answers():
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"the dev stack did not start in {START_TIMEOUT_S:.0f} s:\n{self.log(offset)}")
 
@@ -127,6 +128,12 @@ class LocalStack:
             self._signal(signal.SIGKILL)
             self.process.wait(10)
 
+    def exports(self) -> dict[str, str]:
+        """The environment the running stack printed in its banner (`export NAME=value …`)."""
+        lines = [line for line in self.log().splitlines() if " && export " in line]
+        assert lines, "no exports in the stack's banner"
+        return dict(word.split("=", 1) for word in shlex.split(lines[-1].split(" && export ", 1)[1]))
+
     def log(self, offset: int = 0) -> str:
         try:
             with self.log_path.open("rb") as log:
@@ -155,7 +162,7 @@ class LocalStack:
 def local_stack(tmp_path_factory):
     """The running dev stack (see `LocalStack`); always stopped when the session ends."""
     directory = tmp_path_factory.mktemp("devstack")
-    stack = LocalStack(state_path=directory / "state.json", log_path=directory / "devstack.log")
+    stack = LocalStack(state_dir=directory / "state", log_path=directory / "devstack.log")
     try:
         stack.start()
         yield stack

@@ -7,6 +7,7 @@ worker threads, the concurrency limit, the remaining time a function sees).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -15,6 +16,13 @@ import pytest
 from botocore.config import Config
 
 from devstack.lambda_endpoint import Function, LambdaEndpoint, app_functions
+from devstack.sigv4 import Credentials
+from tests.signed_requests import raw_request
+
+
+def env_credentials() -> Credentials:
+    """What boto3 signs with in the tests (the stack gives the app its own the same way)."""
+    return Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
 
 
 class Recorder:
@@ -59,6 +67,7 @@ def endpoint(recorder):
             Function("app-local-boom", recorder.boom),
             Function("app-local-hold", recorder.hold),
         ],
+        credentials=env_credentials(),
         concurrency=3,
     ).start()
     yield served
@@ -139,10 +148,34 @@ def test_events_beyond_the_concurrency_limit_wait_their_turn(lam, recorder, endp
     assert sorted(e["n"] for e in recorder.events) == list(range(7))
 
 
+@pytest.mark.parametrize("signer", ["none", "other-key", "wrong-secret"])
+def test_an_invoke_not_signed_with_the_stacks_key_is_refused_and_runs_nothing(endpoint, recorder, signer):
+    mine = env_credentials()
+    credentials = {
+        "other-key": Credentials("AKIAOTHERKEY00000000", mine.secret_key),
+        "wrong-secret": Credentials(mine.access_key, "not-the-secret"),
+    }.get(signer)
+    url = f"{endpoint.url}/2015-03-31/functions/app-local-runner/invocations"
+
+    status, headers, _ = raw_request("POST", url, b'{"job_id": "forged"}', credentials, "lambda")
+
+    assert status == 403
+    assert "access-control-allow-origin" not in headers
+    assert recorder.events == []
+
+
+def test_a_signed_invoke_carries_no_cors_headers(lam, endpoint):
+    status, headers, _ = raw_request(
+        "POST", f"{endpoint.url}/2015-03-31/functions/app-local-runner/invocations", b"{}", env_credentials(), "lambda"
+    )
+    assert status == 200
+    assert not [name for name in headers if name.startswith("access-control-")]
+
+
 def test_stop_closes_the_port(recorder):
     import socket
 
-    served = LambdaEndpoint([Function("f", recorder.echo)]).start()
+    served = LambdaEndpoint([Function("f", recorder.echo)], credentials=env_credentials()).start()
     port = served.port
     served.stop(drain_s=1)
     with socket.socket() as sock:

@@ -4,8 +4,8 @@ Only HTTP (httpx) and a real WebSocket client (`websockets`) — no import of th
 flows are the seed's curl session on the demo provider: register and log in, create, list,
 disable, delete and trigger a schedule; watch the triggered job's events on the WebSocket;
 read it back from history with the seed's metadata; then stop the stack (Ctrl-C), make a
-schedule due by editing `next_run` in the saved state file — a schedule's interval is at
-least an hour, and the state file is the one honest handle a user has on time — start it
+schedule due by editing `next_run` in the saved snapshot — a schedule's interval is at
+least an hour, and the snapshot is the one honest handle a user has on time — start it
 again, and check that everything survived and that the tick (every second here) runs the
 due schedule by itself.
 """
@@ -210,14 +210,18 @@ def test_the_websocket_refuses_a_bad_token(local_stack):
 # --- restart: what survives, and a schedule that falls due ---------------------------------
 
 
-def _set_next_run(state_path, schedule_id: str, moment: datetime) -> None:
-    """Edit the saved state as a user could: the schedule's `next_run`, in DynamoDB JSON."""
-    doc = json.loads(state_path.read_text())
-    items = [i for i in doc["tables"]["schedules"] if i["schedule_id"]["S"] == schedule_id]
+def _set_next_run(state_dir, schedule_id: str, moment: datetime) -> None:
+    """Edit the saved snapshot as a user could: the schedule's `next_run`, in DynamoDB JSON
+    (a clean stop leaves everything in the snapshot and the journal empty)."""
+    path = state_dir / "snapshot.json"
+    assert (state_dir / "journal").stat().st_size == 0
+    doc = json.loads(path.read_text())
+    [table] = [t for name, t in doc["tables"].items() if name.endswith("-schedules")]
+    items = [i for i in table["items"] if i["schedule_id"]["S"] == schedule_id]
     assert len(items) == 1, "the schedule is not in the saved state"
     assert items[0]["next_run"]["S"] > datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     items[0]["next_run"] = {"S": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
-    state_path.write_text(json.dumps(doc))
+    path.write_text(json.dumps(doc))
 
 
 def test_restart_keeps_everything_and_a_due_schedule_runs_by_itself(local_stack):
@@ -230,12 +234,11 @@ def test_restart_keeps_everything_and_a_due_schedule_runs_by_itself(local_stack)
     manual_job = user.ok("POST", f"/api/schedules/{schedule['id']}/trigger")["job_id"]
     assert user.wait_for_job(manual_job)["status"] == "done"
 
-    # Ctrl-C: a clean exit that frees its ports and writes the state file.
+    # Ctrl-C: a clean exit that frees its ports and compacts the state into the snapshot.
     try:
         assert local_stack.stop(signal.SIGINT) == 0
         assert port_is_free(local_stack.rest_port) and port_is_free(local_stack.ws_port)
-        assert local_stack.state_path.exists()
-        _set_next_run(local_stack.state_path, schedule["id"], datetime.now(timezone.utc) - timedelta(minutes=2))
+        _set_next_run(local_stack.state_dir, schedule["id"], datetime.now(timezone.utc) - timedelta(minutes=2))
     finally:
         local_stack.start()  # whatever failed, later tests get a running stack
 
