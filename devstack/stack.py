@@ -340,6 +340,9 @@ def quick_start(config: StackConfig, stack: Stack | None = None) -> str:
         "temperature": 0.7,
         "interval_hours": 1,
     })
+    benchmark = json.dumps({"models": ["demo/fast", "demo/slow"], "prompt": "Count to twenty.", "runs": 3, "warmup": True})
+    hook = env.get("DEVSTACK_WEBHOOK_URL", "<the webhooks URL above>")
+    hook_events = hook.rsplit("/", 1)[0] + "/events"
     where = [
         ("REST API", api),
         ("WebSocket", f"{ws}?token=$TOKEN"),
@@ -373,7 +376,15 @@ Quick start (copy-paste into a shell):
   #   {_tool("python")} -m websockets "{ws}?token=$TOKEN"
   curl -s -X POST $API/api/schedules/$SID/trigger {auth}
   curl -s $API/api/history {auth} | python3 -m json.tool
-  curl -s $API/api/schedules {auth}
+  # a one-off benchmark: each model 3 times after an unmeasured warm-up, then its summary
+  curl -s $API/api/benchmarks {auth} -d '{benchmark}'
+  sleep 10; curl -s "$API/api/history?source=manual&limit=1" {auth} | python3 -m json.tool
+  # how fast was each model over the last 7 days (p50/p90 per hour), and all results as CSV
+  curl -s "$API/api/stats?bucket=hour" {auth} | python3 -m json.tool
+  curl -s "$API/api/history/export?format=csv" {auth}
+  # an alert when demo/slow answers slowly, delivered to the local webhook sink
+  curl -s $API/api/alerts {auth} -d '{{"name": "slow demo", "schedule_id": "'$SID'", "model": "demo/slow", "webhook_url": "{hook}", "condition": {{"kind": "threshold", "metric": "ttft_ms", "op": "above", "value": 300}}}}'
+  curl -s -X POST $API/api/schedules/$SID/trigger {auth}; sleep 10; curl -s {hook_events}
   curl -s -X PUT $API/api/schedules/$SID {auth} -d '{{"enabled": false}}'
   curl -s -X DELETE $API/api/schedules/$SID {auth}
 
