@@ -20,6 +20,7 @@ from chalicelib import (
     keys,
     logs,
     notify,
+    path_ids,
     payloads,
     schedules,
     ui_assets,
@@ -44,21 +45,30 @@ _ANY_CONTENT = ["*/*"]
 # --- plumbing: auth and the error envelope -------------------------------------------------
 
 
-def route(path: str, *, public: bool = False, **options: Any) -> Callable:
+def route(path: str, *, public: bool = False, chosen: frozenset[str] = frozenset(), **options: Any) -> Callable:
     """`app.route` that authenticates the caller (unless `public`) and answers `ApiError`
-    as `{error, detail}`.
+    as `{error, detail}`. `chosen`: path ids the client picks for what it creates (a bad
+    one is a 422, not a 404: see `path_ids`).
 
     The JWT is verified here, in the route's own Lambda, not by an API Gateway authorizer:
     a refused token is then the same 401 `{error}` under API Gateway, `chalice local` and
     `chalice.test.Client` (an authorizer's refusal is a 500 in the last two), and no
-    separate authorizer function pays a cold start."""
+    separate authorizer function pays a cold start.
+
+    Order: the token's signature (no I/O), then the path's ids (`path_ids`: an id that
+    cannot exist is a 404 before any table is read), then the user item."""
 
     def register(view: Callable) -> Callable:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
-                if not public:
-                    _caller.set(auth.authenticate(request().headers.get("authorization")))
+                claims = None if public else auth.verify_token(
+                    auth.bearer_token(request().headers.get("authorization"))
+                )
+                path_ids.check(kwargs, chosen=chosen)
+                if claims is not None:
+                    _claims.set(claims)
+                    _caller.set(auth.user_of(claims))
                 return view(*args, **kwargs)
             except ApiError as err:
                 return Response(body=err.body(), status_code=err.status, headers=err.headers)
@@ -80,11 +90,17 @@ def error_envelope(event, get_response):
 
 
 _caller: ContextVar[auth.User] = ContextVar("caller")
+_claims: ContextVar[dict[str, Any]] = ContextVar("claims")
 
 
 def user_id() -> str:
     """The authenticated caller of the current request (set by `route`)."""
     return _caller.get().id
+
+
+def token_claims() -> dict[str, Any]:
+    """The verified claims of the current request's token (set by `route`)."""
+    return _claims.get()
 
 
 def request() -> Request:
@@ -181,7 +197,7 @@ def list_providers():
     return {"providers": user_providers.list_providers(user_id())}
 
 
-@route("/api/providers/{provider_key}", methods=["PUT"])
+@route("/api/providers/{provider_key}", methods=["PUT"], chosen=frozenset({"provider_key"}))
 def put_provider(provider_key):
     data = payloads.parse(user_providers.ProviderBody, body())
     return ok(provider=user_providers.put_provider(user_id(), provider_key, data))

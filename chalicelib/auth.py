@@ -235,14 +235,6 @@ def verify_token(token: str) -> dict[str, Any]:
     return claims
 
 
-def authenticate(authorization: str | None) -> User:
-    """The caller of a REST request, from its `Authorization: Bearer <JWT>` header.
-
-    Any problem is `Unauthorized` (401): a missing, malformed, forged or expired token, or
-    one whose user no longer exists. One strongly consistent GetItem per request."""
-    return user_of(verify_token(bearer_token(authorization)))
-
-
 def user_of(claims: dict[str, Any]) -> User:
     """The user a verified token names; `Unauthorized` when they no longer exist."""
     try:

@@ -21,6 +21,7 @@ from chalicelib.errors import Conflict, NotFound, Unprocessable, invalid
 from chalicelib.tables import ProviderKeyModel, ProviderModel
 
 PROVIDER_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+PROVIDER_KEY_RULE = "must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit"
 ProviderKey = Annotated[str, StringConstraints(pattern=PROVIDER_KEY_PATTERN)]
 
 MAX_URL_CHARS = 2048
@@ -129,11 +130,7 @@ _EXISTS = ProviderModel.provider_key.exists()
 
 def _check_provider_key(provider_key: str) -> None:
     if not isinstance(provider_key, str) or not re.fullmatch(PROVIDER_KEY_PATTERN, provider_key):
-        raise invalid(
-            "provider_key",
-            "must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit",
-            provider_key=str(provider_key)[:100],
-        )
+        raise invalid("provider_key", PROVIDER_KEY_RULE, provider_key=str(provider_key)[:100])
     if provider_key in catalog.BUILTIN_KEYS:
         raise Conflict(
             f"Provider key {provider_key!r} belongs to a built-in provider",
