@@ -57,3 +57,11 @@ def kms_key_id() -> str:
 
 def allow_private_endpoints() -> bool:
     return os.environ.get("ALLOW_PRIVATE_ENDPOINTS", "").lower() == "true"
+
+
+def admin_emails() -> frozenset[str] | None:
+    """`ADMIN_EMAILS` (comma-separated, case-insensitive): the users who are admins.
+    None when unset or empty: then the first user to register is the admin."""
+    raw = os.environ.get("ADMIN_EMAILS", "")
+    emails = frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+    return emails or None

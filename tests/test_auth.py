@@ -228,3 +228,71 @@ def test_require_admin_checks_the_stored_role(make_user):
     with pytest.raises(auth.Forbidden):
         auth.require_admin("no-such-user")
 
+
+
+# --- passwords -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "password,why",
+    [
+        (" " * 8, "whitespace"),
+        ("\t\n \u3000\u00a0   ", "whitespace"),
+        ("password\x00123", "control"),
+        ("password\n123", "control"),
+        ("password\t123", "control"),
+        ("password\x7f123", "control"),
+        ("password\x85123", "control"),
+        ("password\x1b[0m", "control"),
+        ("password\ud800123", "unicode"),
+        ("short", "at least 8"),
+    ],
+)
+def test_registration_refuses_blank_and_control_character_passwords(anonymous, password, why):
+    status, data = anonymous.post("/api/auth/register", {"email": "p@example.com", "password": password})
+    assert status == 422, data
+    assert data["detail"][0]["field"] == "password"
+    assert why in data["detail"][0]["message"]
+    assert UserModel.count() == 0
+
+
+@pytest.mark.parametrize("password", ["correct horse battery", "pässwörd-ünicode", "\U0001f511" * 8, "p" * 1024])
+def test_registration_accepts_spaces_inside_and_any_printable_unicode(anonymous, password):
+    status, data = anonymous.post("/api/auth/register", {"email": "p@example.com", "password": password})
+    assert status == 200, data
+    status, _ = anonymous.post("/api/auth/login", {"email": "p@example.com", "password": password})
+    assert status == 200
+
+
+# --- who is admin ----------------------------------------------------------------------------
+
+
+def test_admin_emails_name_the_admins_not_the_first_registration(make_user, monkeypatch):
+    monkeypatch.setenv("ADMIN_EMAILS", " boss@example.com, Deputy@Example.com ,")
+    assert make_user("first@example.com").user["role"] == "user"
+    assert make_user("BOSS@example.com").user["role"] == "admin"
+    assert make_user("deputy@example.com").user["role"] == "admin"
+    assert make_user("someone@example.com").user["role"] == "user"
+    assert not any(u.user_id == "admin#" for u in UserModel.scan())
+
+
+def test_a_user_named_in_admin_emails_after_registering_is_admin_from_their_next_login(
+    anonymous, make_user, monkeypatch
+):
+    make_user("first@example.com")  # the first user: admin where ADMIN_EMAILS is unset
+    late = make_user("late@example.com", "late-password")
+    assert late.user["role"] == "user"
+    with pytest.raises(auth.Forbidden):
+        auth.require_admin(late.id)
+
+    monkeypatch.setenv("ADMIN_EMAILS", "late@example.com")
+    status, data = anonymous.post("/api/auth/login", {"email": "late@example.com", "password": "late-password"})
+    assert status == 200
+    assert jwt.decode(data["access_token"], SECRET, algorithms=["HS256"])["role"] == "admin"
+    auth.require_admin(late.id)
+
+
+def test_an_empty_admin_emails_keeps_the_first_user_rule(make_user, monkeypatch):
+    monkeypatch.setenv("ADMIN_EMAILS", " , ")
+    assert make_user().user["role"] == "admin"
+    assert make_user().user["role"] == "user"
