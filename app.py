@@ -110,6 +110,13 @@ def request() -> Request:
     return current
 
 
+def source_ip() -> str | None:
+    """The address the request came from, as API Gateway (or `chalice local`) saw it."""
+    identity = (request().context or {}).get("identity") or {}
+    address = identity.get("sourceIp")
+    return address if isinstance(address, str) and address else None
+
+
 def body() -> bytes:
     raw = request().raw_body
     return raw.encode() if isinstance(raw, str) else raw
@@ -132,7 +139,7 @@ def register():
 @route("/api/auth/login", methods=["POST"], public=True)
 def login():
     data = payloads.parse(auth.Credentials, body())
-    token = auth.login(data.email, data.password)
+    token = auth.login(data.email, data.password, source_ip())
     return {
         "access_token": token,
         "token_type": "bearer",

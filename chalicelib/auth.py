@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock, config, writes
+from chalicelib import clock, config, throttle, writes
 from chalicelib.errors import Conflict, Forbidden, NotFound, Unauthorized
 from chalicelib.tables import UserModel
 
@@ -184,12 +184,23 @@ def _claim_exists(key: str) -> bool:
     return True
 
 
-def login(email: str, password: str) -> str:
-    """A fresh token, or 401 without saying whether the email or the password was wrong."""
+def login(email: str, password: str, source_ip: str | None = None) -> str:
+    """A fresh token, or 401 without saying whether the email or the password was wrong.
+
+    Throttled (`throttle`): per account and per source address, an unknown email exactly
+    like a known one; 429 while either is locked, whatever the password."""
+    account = throttle.account_key(email)
+    source = throttle.source_key(source_ip) if source_ip else None
+    on_record = throttle.check([account] + ([source] if source else []))
     user = _user_by_email(email)
     stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
     if not verify_password(password, stored) or user is None:
+        throttle.failed(account, throttle.account_policy())
+        if source:
+            throttle.failed(source, throttle.source_policy())
         raise Unauthorized("Invalid email or password")
+    if account in on_record:
+        throttle.clear(account)
     role = user.role or "user"
     named = config.admin_emails()
     if named is not None and email in named and role != "admin":

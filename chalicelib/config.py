@@ -16,6 +16,7 @@ TABLE_ENV = {
     "slots": "SLOTS_TABLE",
     "benchmark_runs": "RUNS_TABLE",
     "connections": "CONNECTIONS_TABLE",
+    "login_failures": "LOGIN_FAILURES_TABLE",
 }
 
 

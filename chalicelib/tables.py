@@ -299,6 +299,22 @@ class ConnectionModel(_Table):
     by_user = ConnectionsByUser()
 
 
+# --- login throttling ----------------------------------------------------------------------
+
+
+class LoginFailuresModel(_Table):
+    """Failed logins of one account or one source (`chalicelib.throttle`), kept until quiet."""
+
+    class Meta(_Meta):
+        table_name = _TableName("login_failures")
+
+    throttle_key = UnicodeAttribute(hash_key=True)  # a#<hash of the email> | s#<hash of the IP>
+    failures = NumberAttribute(default=0)
+    window_until = UnicodeAttribute(null=True)  # failures count until this moment
+    locked_until = UnicodeAttribute(null=True)  # refused, right password or not, until then
+    ttl = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     UserModel,
     ProviderKeyModel,
@@ -308,9 +324,10 @@ ALL_MODELS: tuple[type[Model], ...] = (
     SlotModel,
     RunModel,
     ConnectionModel,
+    LoginFailuresModel,
 )
 
-TTL_ATTRIBUTES = {ConnectionModel: "ttl"}
+TTL_ATTRIBUTES = {ConnectionModel: "ttl", LoginFailuresModel: "ttl"}
 
 
 def create_tables() -> list[str]:
