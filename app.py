@@ -23,6 +23,7 @@ from chalicelib import (
     path_ids,
     payloads,
     schedules,
+    tickets,
     ui_assets,
     user_providers,
     websocket,
@@ -93,9 +94,13 @@ _caller: ContextVar[auth.User] = ContextVar("caller")
 _claims: ContextVar[dict[str, Any]] = ContextVar("claims")
 
 
-def user_id() -> str:
+def caller() -> auth.User:
     """The authenticated caller of the current request (set by `route`)."""
-    return _caller.get().id
+    return _caller.get()
+
+
+def user_id() -> str:
+    return caller().id
 
 
 def token_claims() -> dict[str, Any]:
@@ -145,6 +150,20 @@ def login():
         "token_type": "bearer",
         "expires_in": int(auth.TOKEN_TTL.total_seconds()),
     }
+
+
+@route("/api/auth/logout", methods=["POST"])
+def logout():
+    """Revokes every token of the caller (all their sessions) and closes their WebSockets."""
+    auth.logout(user_id())
+    return ok(connections_closed=websocket.close_user(user_id()))
+
+
+@route("/api/ws-ticket", methods=["POST"])
+def ws_ticket():
+    """A one-time ticket for `?ticket=` at the WebSocket handshake (keeps the JWT out of URLs)."""
+    ticket = tickets.issue(caller(), auth.expiry_of(token_claims()))
+    return {"ticket": ticket, "expires_in": int(tickets.TTL.total_seconds())}
 
 
 # --- schedules -------------------------------------------------------------------------------

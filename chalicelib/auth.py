@@ -4,6 +4,10 @@ Email uniqueness and "the first user is admin" are claims: items in the users ta
 `attribute_not_exists` in the same transaction as the user, so two concurrent registrations
 cannot both win (DynamoDB has no unique secondary keys; a conditional put is the rule).
 
+Tokens are HS256 JWTs with the user's token version (`ver`): `logout` adds one to the
+version stored on the user item, which `user_of` reads on every request anyway, so every
+token issued before the logout is refused from then on.
+
 Who is admin: the emails of `ADMIN_EMAILS` (a user registering or logging in with one is
 admin); only where that setting is empty (the local stack) the first user to register.
 """
@@ -17,7 +21,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -83,6 +87,7 @@ class User:
     id: str
     email: str
     role: str
+    token_version: int = 0
 
     def public(self) -> dict[str, str]:
         return {"id": self.id, "email": self.email, "role": self.role}
@@ -206,7 +211,7 @@ def login(email: str, password: str, source_ip: str | None = None) -> str:
     if named is not None and email in named and role != "admin":
         _promote(user.user_id)
         role = "admin"
-    return issue_token(User(user.user_id, user.email or email, role))
+    return issue_token(_user(user, role=role))
 
 
 def _promote(user_id: str) -> None:
@@ -231,7 +236,18 @@ def get_user(user_id: str) -> User:
         raise NotFound("User not found", {"user_id": user_id}) from None
     if item.email is None:  # a claim item, not a user
         raise NotFound("User not found", {"user_id": user_id})
-    return User(item.user_id, item.email, item.role or "user")
+    return _user(item)
+
+
+def _user(item: UserModel, *, role: str | None = None) -> User:
+    return User(
+        item.user_id, item.email or "", role or item.role or "user", int(item.token_version or 0)
+    )
+
+
+def logout(user_id: str) -> None:
+    """Revoke every token of the user issued until now (their next request is a 401)."""
+    writes.update_if(UserModel(user_id), [UserModel.token_version.add(1)], _A_USER)
 
 
 def require_admin(user_id: str) -> None:
@@ -254,6 +270,7 @@ def issue_token(user: User) -> str:
     claims = {
         "sub": user.id,
         "role": user.role,
+        "ver": user.token_version,
         "iat": int(now.timestamp()),
         "exp": int((now + TOKEN_TTL).timestamp()),
     }
@@ -285,15 +302,25 @@ def verify_token(token: str) -> dict[str, Any]:
     return claims
 
 
+def expiry_of(claims: dict[str, Any]) -> datetime:
+    """When a verified token expires."""
+    return datetime.fromtimestamp(claims["exp"], tz=timezone.utc)
+
+
 def user_of(claims: dict[str, Any]) -> User:
-    """The user a verified token names; `Unauthorized` when they no longer exist."""
+    """The user a verified token names; `Unauthorized` when they no longer exist or the
+    token was issued before their last logout (its `ver` is not theirs; absent: 0)."""
     try:
         item = UserModel.get(claims["sub"], consistent_read=True)
     except DoesNotExist:
         raise Unauthorized("Invalid or expired token") from None
     if item.email is None:  # a claim item's key can never be a token's subject
         raise Unauthorized("Invalid or expired token")
-    return User(item.user_id, item.email, item.role or "user")
+    user = _user(item)
+    version = claims.get("ver", 0)
+    if type(version) is not int or version != user.token_version:
+        raise Unauthorized("Invalid or expired token")
+    return user
 
 
 def bearer_token(header: str | None) -> str:

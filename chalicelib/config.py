@@ -17,6 +17,7 @@ TABLE_ENV = {
     "benchmark_runs": "RUNS_TABLE",
     "connections": "CONNECTIONS_TABLE",
     "login_failures": "LOGIN_FAILURES_TABLE",
+    "ws_tickets": "WS_TICKETS_TABLE",
 }
 
 

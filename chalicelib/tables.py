@@ -103,6 +103,9 @@ class UserModel(_Table):
     created_at = UnicodeAttribute(null=True)
     owner_user_id = UnicodeAttribute(null=True)  # on claim items: whose claim it is
     by_email = UsersByEmail()
+    # Tokens carry the version they were issued under (absent: 0); a logout adds one, so
+    # every token issued before it stops working.
+    token_version = NumberAttribute(null=True)
 
 
 # --- provider keys and user-defined providers ---------------------------------------------
@@ -315,6 +318,25 @@ class LoginFailuresModel(_Table):
     ttl = TTLAttribute(null=True)
 
 
+# --- WebSocket tickets ---------------------------------------------------------------------
+
+
+class TicketModel(_Table):
+    """A one-time WebSocket ticket (`chalicelib.tickets`), or a user's count of tickets
+    issued in one minute (`ticket_hash` = `rate#<user>#<minute>`, with `issued`)."""
+
+    class Meta(_Meta):
+        table_name = _TableName("ws_tickets")
+
+    ticket_hash = UnicodeAttribute(hash_key=True)  # sha256 of the ticket: never the ticket
+    user_id = UnicodeAttribute(null=True)
+    token_version = NumberAttribute(null=True)  # of the token that asked for it
+    token_expires_at = UnicodeAttribute(null=True)  # the connection ends with that token
+    expires_at = UnicodeAttribute(null=True)
+    issued = NumberAttribute(null=True)  # on a rate item
+    ttl = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     UserModel,
     ProviderKeyModel,
@@ -325,9 +347,10 @@ ALL_MODELS: tuple[type[Model], ...] = (
     RunModel,
     ConnectionModel,
     LoginFailuresModel,
+    TicketModel,
 )
 
-TTL_ATTRIBUTES = {ConnectionModel: "ttl", LoginFailuresModel: "ttl"}
+TTL_ATTRIBUTES = {ConnectionModel: "ttl", LoginFailuresModel: "ttl", TicketModel: "ttl"}
 
 
 def create_tables() -> list[str]:

@@ -296,3 +296,37 @@ def test_an_empty_admin_emails_keeps_the_first_user_rule(make_user, monkeypatch)
     monkeypatch.setenv("ADMIN_EMAILS", " , ")
     assert make_user().user["role"] == "admin"
     assert make_user().user["role"] == "user"
+
+
+# --- logout ----------------------------------------------------------------------------------
+
+
+def test_logout_revokes_every_token_issued_before_it_and_a_new_login_works(anonymous, make_user):
+    carol = make_user("carol@example.com", "s3cret-pass")
+    _, second = anonymous.post("/api/auth/login", {"email": "carol@example.com", "password": "s3cret-pass"})
+    other_session = {"Authorization": f"Bearer {second['access_token']}"}
+
+    assert carol.post("/api/auth/logout") == (200, {"status": "ok", "connections_closed": 0})
+
+    assert carol.get("/api/schedules") == (401, {"error": "Invalid or expired token"})
+    assert anonymous.get("/api/schedules", headers=other_session)[0] == 401
+    assert carol.post("/api/auth/logout")[0] == 401
+    status, fresh = anonymous.post("/api/auth/login", {"email": "carol@example.com", "password": "s3cret-pass"})
+    assert status == 200
+    assert anonymous.get("/api/schedules", headers={"Authorization": f"Bearer {fresh['access_token']}"})[0] == 200
+
+
+def test_a_token_without_a_version_works_until_the_first_logout(alice, clock):
+    """Tokens issued before versions existed carry no `ver`: they count as version 0."""
+    now = int(clock().timestamp())
+    legacy = {"Authorization": "Bearer " + jwt.encode({"sub": alice.id, "iat": now, "exp": now + 60}, SECRET, algorithm="HS256")}
+    assert alice.get("/api/schedules", headers=legacy)[0] == 200
+    alice.post("/api/auth/logout")
+    assert alice.get("/api/schedules", headers=legacy)[0] == 401
+
+
+@pytest.mark.parametrize("version", ["0", 0.0, None, True, 1])
+def test_a_token_whose_version_is_not_the_users_is_refused(alice, clock, version):
+    now = int(clock().timestamp())
+    token = jwt.encode({"sub": alice.id, "iat": now, "exp": now + 60, "ver": version}, SECRET, algorithm="HS256")
+    assert alice.get("/api/schedules", headers={"Authorization": f"Bearer {token}"})[0] == 401
