@@ -226,7 +226,7 @@ def list_providers():
 @route("/api/providers/{provider_key}", methods=["PUT"], chosen=frozenset({"provider_key"}))
 def put_provider(provider_key):
     data = payloads.parse(user_providers.ProviderBody, body())
-    return ok(provider=user_providers.put_provider(user_id(), provider_key, data))
+    return ok(**user_providers.put_provider(user_id(), provider_key, data))
 
 
 @route("/api/providers/{provider_key}", methods=["DELETE"])

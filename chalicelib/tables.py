@@ -106,6 +106,10 @@ class UserModel(_Table):
     # Tokens carry the version they were issued under (absent: 0); a logout adds one, so
     # every token issued before it stops working.
     token_version = NumberAttribute(null=True)
+    # What the user has created, counted in the same transaction as each create and delete
+    # (`chalicelib.quotas`), so a cap is a condition, not a count read before the write.
+    schedule_count = NumberAttribute(null=True)
+    provider_count = NumberAttribute(null=True)
 
 
 # --- provider keys and user-defined providers ---------------------------------------------
