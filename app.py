@@ -171,7 +171,8 @@ def ws_ticket():
 
 @route("/api/schedules", methods=["GET"])
 def list_schedules():
-    return {"schedules": schedules.list_for(user_id())}
+    query = payloads.query(schedules.ListQuery, request().query_params)
+    return schedules.list_for(user_id(), query)
 
 
 @route("/api/schedules", methods=["POST"])
@@ -203,7 +204,8 @@ def trigger_schedule(schedule_id):
 
 @route("/api/keys", methods=["GET"])
 def list_keys():
-    return {"keys": keys.list_keys(user_id())}
+    query = payloads.query(user_providers.ListQuery, request().query_params)
+    return keys.list_keys(user_id(), query)
 
 
 @route("/api/keys", methods=["PUT"])
@@ -220,7 +222,8 @@ def delete_key(provider_key):
 
 @route("/api/providers", methods=["GET"])
 def list_providers():
-    return {"providers": user_providers.list_providers(user_id())}
+    query = payloads.query(user_providers.ListQuery, request().query_params)
+    return user_providers.list_providers(user_id(), query)
 
 
 @route("/api/providers/{provider_key}", methods=["PUT"], chosen=frozenset({"provider_key"}))

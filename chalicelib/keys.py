@@ -131,13 +131,16 @@ def delete_key(user_id: str, provider_key: str) -> None:
         raise NotFound("No key stored for this provider", {"provider_key": provider_key})
 
 
-def list_keys(user_id: str) -> list[dict[str, Any]]:
-    """One entry per provider the user can use (built-ins, demo, their own), key or not.
+def list_keys(user_id: str, query: user_providers.ListQuery) -> dict[str, Any]:
+    """`{keys, next_cursor}`: one entry per provider the user can use (built-ins, demo,
+    their own), key or not, in the order of `GET /api/providers`.
 
     Keys left behind for a provider the user can no longer use are not listed.
     """
     stored = {item.provider_key: item for item in ProviderKeyModel.query(user_id)}
-    return [_public(key, stored.get(key)) for key in user_providers.providers_for(user_id)]
+    providers = list(user_providers.providers_for(user_id).values())
+    page, next_cursor = user_providers.page_of(providers, query, lambda p: _public(p.key, stored.get(p.key)))
+    return {"keys": page, "next_cursor": next_cursor}
 
 
 def get_api_key(user_id: str, provider_key: str, base_url: str | None = None) -> str | None:

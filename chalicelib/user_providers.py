@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 
-from chalicelib import catalog, clock, config, quotas, writes
+from chalicelib import catalog, clock, config, paging, quotas, writes
 from chalicelib.catalog import ModelInfo, ProviderInfo
 from chalicelib.errors import Conflict, NotFound, Unprocessable, invalid
 from chalicelib.tables import ProviderKeyModel, ProviderModel
@@ -106,9 +106,38 @@ def providers_for(user_id: str) -> dict[str, ProviderInfo]:
     return found
 
 
-def list_providers(user_id: str) -> list[dict[str, Any]]:
-    """Built-ins first (with `demo` where the stack provides it), then the user's own."""
-    return [p.public() for p in catalog.builtin_providers()] + [p.public() for p in load(user_id)]
+class ListQuery(paging.PageQuery):
+    """`?limit=&cursor=` of `GET /api/providers` and `GET /api/keys` (one entry per
+    provider in both; default: all of them)."""
+
+    KEY = re.compile(PROVIDER_KEY_PATTERN.strip("^$"))
+
+    @classmethod
+    def most(cls) -> int:
+        return len(catalog.builtin_providers()) + quotas.PROVIDERS.limit()
+
+
+def page_of(
+    providers: list[ProviderInfo], query: ListQuery, entry: Callable[[ProviderInfo], dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of `entry(provider)` over `providers` in `providers_for` order (built-ins,
+    then the user's own by key), continuing after the cursor's provider even if it has
+    been deleted since."""
+    after = query.after()
+    if after is not None:
+        builtin = [p.key for p in providers if p.builtin]
+        if after in builtin:
+            providers = providers[builtin.index(after) + 1 :]
+        else:
+            providers = [p for p in providers if not p.builtin and p.key > after]
+    return paging.take((entry(p) for p in providers), query.size(), lambda e: e["provider_key"])
+
+
+def list_providers(user_id: str, query: ListQuery) -> dict[str, Any]:
+    """`{providers, next_cursor}`: built-ins first (with `demo` where the stack provides
+    it), then the user's own."""
+    page, next_cursor = page_of(list(providers_for(user_id).values()), query, ProviderInfo.public)
+    return {"providers": page, "next_cursor": next_cursor}
 
 
 def base_url_of(user_id: str, provider_key: str) -> str | None:

@@ -42,6 +42,9 @@ Event = dict[str, Any]
 
 _MAX_JOB_ID_CHARS = 128
 MAX_MESSAGE_CHARS = 32 * 1024  # API Gateway allows 128 KB; no client message needs more
+# API Gateway drops, without a word, a message to a client over 128 KB; the `sync` answer
+# is kept below it (with room for the frame).
+MAX_REPLY_BYTES = 127 * 1024
 _MAX_ECHO_CHARS = 64
 
 
@@ -160,7 +163,21 @@ def _sync(user_id: str, request: Message) -> Message:
     from chalicelib import jobs  # the registry loads only when a client asks for it
 
     view = jobs.active_and_recent(user_id)
-    return {"type": "sync", "active_jobs": view["active_jobs"], "recent_jobs": view["recent_jobs"]}
+    return _within_limit(
+        {"type": "sync", "active_jobs": view["active_jobs"], "recent_jobs": view["recent_jobs"]}
+    )
+
+
+def _within_limit(reply: Message) -> Message:
+    """The `sync` reply, or, when it would pass `MAX_REPLY_BYTES`, the newest jobs that fit
+    (the oldest recent ones go first, then the oldest active ones) with `truncated: true`."""
+    if len(encode(reply)) <= MAX_REPLY_BYTES:
+        return reply
+    active, recent = list(reply["active_jobs"]), list(reply["recent_jobs"])
+    trimmed = {**reply, "active_jobs": active, "recent_jobs": recent, "truncated": True}
+    while (active or recent) and len(encode(trimmed)) > MAX_REPLY_BYTES:
+        (recent or active).pop()  # both lists are newest first
+    return trimmed
 
 
 def _cancel(user_id: str, request: Message) -> Message:

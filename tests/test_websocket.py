@@ -711,3 +711,29 @@ def test_the_token_in_the_url_still_works_for_existing_clients(clock, alice):
 
 def test_a_connect_without_ticket_or_token_is_refused(clock, alice):
     assert connect(None)[1]["statusCode"] == 401
+
+
+def test_a_sync_answer_over_api_gateways_limit_keeps_the_newest_jobs_and_says_so(clock, alice):
+    connection_id = connected(alice.token)
+    submitted = []
+    for i in range(12):
+        clock.advance(seconds=1)
+        job = jobs.submit("benchmark", alice.id, {"schedule_id": f"s{i}"})
+        JobModel(job.job_id).update(actions=[JobModel.progress_detail.set(f"{i}:" + "x" * 12_000)])
+        submitted.append(job.job_id)
+
+    message(connection_id, '{"type": "sync"}')
+
+    [reply] = replies(connection_id)
+    assert reply["truncated"] is True
+    assert len(websocket.encode(reply)) <= 128 * 1024
+    kept = [job["id"] for job in reply["active_jobs"]]
+    assert 0 < len(kept) < 12
+    assert kept == submitted[::-1][: len(kept)]  # the newest
+
+
+def test_a_sync_answer_within_the_limit_is_not_marked_truncated(clock, alice):
+    connection_id = connected(alice.token)
+    jobs.submit("benchmark", alice.id, {"schedule_id": "s1"})
+    message(connection_id, '{"type": "sync"}')
+    assert "truncated" not in replies(connection_id)[0]
