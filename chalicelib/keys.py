@@ -69,8 +69,13 @@ def kms_client() -> Any:
     return aws_clients.client("kms")
 
 
+# The encryption context's keys: the KMS key policy must allow exactly these
+# (`kms:EncryptionContextKeys`), or every Encrypt and Decrypt is refused.
+CONTEXT_KEYS = ("user_id", "provider_key", "endpoint")
+
+
 def _context(user_id: str, provider_key: str, endpoint: str) -> dict[str, str]:
-    return {"user_id": user_id, "provider_key": provider_key, "endpoint": endpoint}
+    return dict(zip(CONTEXT_KEYS, (user_id, provider_key, endpoint)))
 
 
 def _encrypt(user_id: str, provider_key: str, endpoint: str, value: str) -> bytes:

@@ -132,7 +132,10 @@ def create(user_id: str, body: ScheduleCreate) -> dict[str, Any]:
         due_shard=due_shard(schedule_id) if body.enabled else None,
     )
     tx = writes.Tx().put("schedule", item, ScheduleModel.schedule_id.does_not_exist())
-    if quotas.SCHEDULES.take(tx, user_id).commit():  # a fresh id: only the cap can fail
+    failed = quotas.SCHEDULES.take(tx, user_id).commit()
+    # The id is fresh: if it exists, this very transaction was applied by an earlier
+    # attempt of the same request (a retried call whose answer was lost), count included.
+    if failed and "schedule" not in failed:
         raise quotas.SCHEDULES.exceeded()
     return to_public(item)
 

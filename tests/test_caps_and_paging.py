@@ -96,6 +96,24 @@ def test_racing_deletes_of_one_schedule_give_back_one_place(alice):
     assert counted(alice.id, "schedule_count") == 1
 
 
+def test_a_create_whose_first_attempt_was_applied_is_not_refused(alice, monkeypatch):
+    """A retried TransactWriteItems whose first answer was lost finds its own schedule."""
+    from chalicelib import writes
+
+    real = writes.Tx.commit
+
+    def applied_then_retried(self):
+        real(self)
+        return real(self)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(writes.Tx, "commit", applied_then_retried)
+        status, data = alice.post("/api/schedules", SCHEDULE)
+
+    assert status == 200, data
+    assert ScheduleModel.count(alice.id) == 1 == counted(alice.id, "schedule_count")
+
+
 def _schedules(clock, api, count: int, **overrides) -> list[str]:
     ids = []
     for i in range(count):
