@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from chalicelib import paging
+from chalicelib import paging, schedules, user_providers
+from chalicelib.errors import ApiError
 from chalicelib.tables import ProviderModel, ScheduleModel, UserModel
 
 SCHEDULE = {"name": "s", "models": ["gpt-4o-mini"], "prompt": "Say hello.", "interval_hours": 1}
@@ -24,14 +25,22 @@ def dns(monkeypatch):
 
 
 def race(count: int, action) -> list[int]:
-    """`action(i)` in `count` threads released together; their statuses."""
+    """`action(i)` in `count` threads released together; the status each would answer.
+
+    The actions call `chalicelib` directly: `chalice.test.Client` swaps `os.environ` for a
+    copy around each request, so concurrent requests through it can leave a stale copy
+    (with this test's settings) as `os.environ` for the rest of the session."""
     barrier = threading.Barrier(count)
     statuses: list[int] = []
     lock = threading.Lock()
 
     def run(i: int) -> None:
         barrier.wait()
-        status = action(i)
+        try:
+            action(i)
+            status = 200
+        except ApiError as err:
+            status = err.status
         with lock:
             statuses.append(status)
 
@@ -80,7 +89,7 @@ def test_eight_racing_creates_never_pass_the_schedule_cap(alice, monkeypatch):
     for _ in range(2):
         alice.post("/api/schedules", SCHEDULE)
 
-    statuses = race(8, lambda i: alice.post("/api/schedules", SCHEDULE)[0])
+    statuses = race(8, lambda i: schedules.create(alice.id, schedules.ScheduleCreate(**SCHEDULE)))
 
     assert statuses == [200] * 3 + [422] * 5
     assert ScheduleModel.count(alice.id) == 5 == counted(alice.id, "schedule_count")
@@ -90,7 +99,7 @@ def test_racing_deletes_of_one_schedule_give_back_one_place(alice):
     schedule_id = alice.post("/api/schedules", SCHEDULE)[1]["id"]
     alice.post("/api/schedules", SCHEDULE)
 
-    statuses = race(6, lambda i: alice.delete(f"/api/schedules/{schedule_id}")[0])
+    statuses = race(6, lambda i: schedules.delete(alice.id, schedule_id))
 
     assert statuses == [200] + [404] * 5
     assert counted(alice.id, "schedule_count") == 1
@@ -211,14 +220,16 @@ def test_providers_beyond_the_cap_are_refused_and_replacing_one_is_not_a_new_one
 def test_eight_racing_creates_never_pass_the_provider_cap(alice, monkeypatch):
     monkeypatch.setenv("MAX_PROVIDERS_PER_USER", "3")
 
-    statuses = race(8, lambda i: alice.put(f"/api/providers/p{i}", PROVIDER)[0])
+    body = user_providers.ProviderBody(**PROVIDER)
+    statuses = race(8, lambda i: user_providers.put_provider(alice.id, f"p{i}", body))
 
     assert statuses == [200] * 3 + [422] * 5
     assert ProviderModel.count(alice.id) == 3 == counted(alice.id, "provider_count")
 
 
 def test_racing_puts_of_one_provider_count_it_once(alice):
-    statuses = race(8, lambda i: alice.put("/api/providers/same", PROVIDER)[0])
+    body = user_providers.ProviderBody(**PROVIDER)
+    statuses = race(8, lambda i: user_providers.put_provider(alice.id, "same", body))
     assert statuses == [200] * 8
     assert counted(alice.id, "provider_count") == 1
 
