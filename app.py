@@ -25,9 +25,11 @@ from chalicelib import (
     logs,
     metrics,
     notify,
+    path_ids,
     payloads,
     schedules,
     stats,
+    tickets,
     ui_assets,
     user_providers,
     websocket,
@@ -50,21 +52,30 @@ _ANY_CONTENT = ["*/*"]
 # --- plumbing: auth and the error envelope -------------------------------------------------
 
 
-def route(path: str, *, public: bool = False, **options: Any) -> Callable:
+def route(path: str, *, public: bool = False, chosen: frozenset[str] = frozenset(), **options: Any) -> Callable:
     """`app.route` that authenticates the caller (unless `public`) and answers `ApiError`
-    as `{error, detail}`.
+    as `{error, detail}`. `chosen`: path ids the client picks for what it creates (a bad
+    one is a 422, not a 404: see `path_ids`).
 
     The JWT is verified here, in the route's own Lambda, not by an API Gateway authorizer:
     a refused token is then the same 401 `{error}` under API Gateway, `chalice local` and
     `chalice.test.Client` (an authorizer's refusal is a 500 in the last two), and no
-    separate authorizer function pays a cold start."""
+    separate authorizer function pays a cold start.
+
+    Order: the token's signature (no I/O), then the path's ids (`path_ids`: an id that
+    cannot exist is a 404 before any table is read), then the user item."""
 
     def register(view: Callable) -> Callable:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
-                if not public:
-                    _caller.set(auth.authenticate(request().headers.get("authorization")))
+                claims = None if public else auth.verify_token(
+                    auth.bearer_token(request().headers.get("authorization"))
+                )
+                path_ids.check(kwargs, chosen=chosen)
+                if claims is not None:
+                    _claims.set(claims)
+                    _caller.set(auth.user_of(claims))
                 return view(*args, **kwargs)
             except ApiError as err:
                 return Response(body=err.body(), status_code=err.status, headers=err.headers)
@@ -86,11 +97,21 @@ def error_envelope(event, get_response):
 
 
 _caller: ContextVar[auth.User] = ContextVar("caller")
+_claims: ContextVar[dict[str, Any]] = ContextVar("claims")
+
+
+def caller() -> auth.User:
+    """The authenticated caller of the current request (set by `route`)."""
+    return _caller.get()
 
 
 def user_id() -> str:
-    """The authenticated caller of the current request (set by `route`)."""
-    return _caller.get().id
+    return caller().id
+
+
+def token_claims() -> dict[str, Any]:
+    """The verified claims of the current request's token (set by `route`)."""
+    return _claims.get()
 
 
 def request() -> Request:
@@ -98,6 +119,13 @@ def request() -> Request:
     current = app.current_request
     assert current is not None, "called outside a request"
     return current
+
+
+def source_ip() -> str | None:
+    """The address the request came from, as API Gateway (or `chalice local`) saw it."""
+    identity = (request().context or {}).get("identity") or {}
+    address = identity.get("sourceIp")
+    return address if isinstance(address, str) and address else None
 
 
 def body() -> bytes:
@@ -122,7 +150,7 @@ def register():
 @route("/api/auth/login", methods=["POST"], public=True)
 def login():
     data = payloads.parse(auth.Credentials, body())
-    token = auth.login(data.email, data.password)
+    token = auth.login(data.email, data.password, source_ip())
     return {
         "access_token": token,
         "token_type": "bearer",
@@ -130,12 +158,27 @@ def login():
     }
 
 
+@route("/api/auth/logout", methods=["POST"])
+def logout():
+    """Revokes every token of the caller (all their sessions) and closes their WebSockets."""
+    auth.logout(user_id())
+    return ok(connections_closed=websocket.close_user(user_id()))
+
+
+@route("/api/ws-ticket", methods=["POST"])
+def ws_ticket():
+    """A one-time ticket for `?ticket=` at the WebSocket handshake (keeps the JWT out of URLs)."""
+    ticket = tickets.issue(caller(), auth.expiry_of(token_claims()))
+    return {"ticket": ticket, "expires_in": int(tickets.TTL.total_seconds())}
+
+
 # --- schedules -------------------------------------------------------------------------------
 
 
 @route("/api/schedules", methods=["GET"])
 def list_schedules():
-    return {"schedules": schedules.list_for(user_id())}
+    query = payloads.query(schedules.ListQuery, request().query_params)
+    return schedules.list_for(user_id(), query)
 
 
 @route("/api/schedules", methods=["POST"])
@@ -167,7 +210,8 @@ def trigger_schedule(schedule_id):
 
 @route("/api/keys", methods=["GET"])
 def list_keys():
-    return {"keys": keys.list_keys(user_id())}
+    query = payloads.query(user_providers.ListQuery, request().query_params)
+    return keys.list_keys(user_id(), query)
 
 
 @route("/api/keys", methods=["PUT"])
@@ -184,13 +228,14 @@ def delete_key(provider_key):
 
 @route("/api/providers", methods=["GET"])
 def list_providers():
-    return {"providers": user_providers.list_providers(user_id())}
+    query = payloads.query(user_providers.ListQuery, request().query_params)
+    return user_providers.list_providers(user_id(), query)
 
 
-@route("/api/providers/{provider_key}", methods=["PUT"])
+@route("/api/providers/{provider_key}", methods=["PUT"], chosen=frozenset({"provider_key"}))
 def put_provider(provider_key):
     data = payloads.parse(user_providers.ProviderBody, body())
-    return ok(provider=user_providers.put_provider(user_id(), provider_key, data))
+    return ok(**user_providers.put_provider(user_id(), provider_key, data))
 
 
 @route("/api/providers/{provider_key}", methods=["DELETE"])

@@ -3,6 +3,13 @@
 Email uniqueness and "the first user is admin" are claims: items in the users table put with
 `attribute_not_exists` in the same transaction as the user, so two concurrent registrations
 cannot both win (DynamoDB has no unique secondary keys; a conditional put is the rule).
+
+Tokens are HS256 JWTs with the user's token version (`ver`): `logout` adds one to the
+version stored on the user item, which `user_of` reads on every request anyway, so every
+token issued before the logout is refused from then on.
+
+Who is admin: the emails of `ADMIN_EMAILS` (a user registering or logging in with one is
+admin); only where that setting is empty (the local stack) the first user to register.
 """
 from __future__ import annotations
 
@@ -11,15 +18,16 @@ import hashlib
 import hmac
 import os
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock, writes
+from chalicelib import clock, config, throttle, writes
 from chalicelib.errors import Conflict, Forbidden, NotFound, Unauthorized
 from chalicelib.tables import UserModel
 
@@ -35,6 +43,8 @@ _ADMIN_CLAIM = "admin#"
 
 # The claim's condition: the rule that makes each claim unique, stated once.
 _UNCLAIMED = UserModel.user_id.does_not_exist()
+# An update of a user applies to a user item only (never creating one, never a claim item).
+_A_USER = UserModel.email.exists()
 
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -56,7 +66,20 @@ class Credentials(BaseModel):
 
 
 class Registration(Credentials):
+    """New passwords only: login still accepts whatever was accepted when it was set."""
+
     password: str = Field(min_length=8, max_length=1024)
+
+    @field_validator("password")
+    @classmethod
+    def _plausible_password(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be only whitespace")
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            # Tabs, newlines, NUL, DEL and the C1 controls: invisible when typed, mangled by
+            # terminals and forms, and never part of a password anyone can type again.
+            raise ValueError("must not contain control characters")
+        return value
 
 
 @dataclass(frozen=True)
@@ -64,6 +87,7 @@ class User:
     id: str
     email: str
     role: str
+    token_version: int = 0
 
     def public(self) -> dict[str, str]:
         return {"id": self.id, "email": self.email, "role": self.role}
@@ -114,24 +138,34 @@ _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + _b64(b"\0" * 32)
 
 
 def register(email: str, password: str) -> tuple[User, str]:
-    """Create the user (admin if first) and return it with a fresh access token."""
+    """Create the user and return it with a fresh access token.
+
+    Admin when `ADMIN_EMAILS` names the email or, where it is empty, when first."""
     user_id = uuid.uuid4().hex
     password_hash = hash_password(password)
+    named = config.admin_emails()
+    if named is not None:
+        role = "admin" if email in named else "user"
+        put = _put_user(user_id, email, password_hash, role=role)
     # Most registrations are not the first: skip the admin attempt once the claim exists.
-    try_admin = not _claim_exists(_ADMIN_CLAIM)
-    if try_admin and _put_user(user_id, email, password_hash, role="admin"):
-        user = User(user_id, email, "admin")
-    elif _put_user(user_id, email, password_hash, role="user"):
-        user = User(user_id, email, "user")
+    elif not _claim_exists(_ADMIN_CLAIM) and _put_user(
+        user_id, email, password_hash, role="admin", first_admin=True
+    ):
+        role, put = "admin", True
     else:
+        role, put = "user", _put_user(user_id, email, password_hash, role="user")
+    if not put:
         raise Conflict("Email already registered", {"field": "email"})
+    user = User(user_id, email, role)
     return user, issue_token(user)
 
 
-def _put_user(user_id: str, email: str, password_hash: str, role: str) -> bool:
-    """One transaction: the user, its email claim and (for an admin) the admin claim.
+def _put_user(
+    user_id: str, email: str, password_hash: str, role: str, *, first_admin: bool = False
+) -> bool:
+    """One transaction: the user, its email claim and (for the first admin) the admin claim.
 
-    Returns False when the email is taken or, for an admin, when someone else was first.
+    Returns False when the email is taken or, for the first admin, when someone else was.
     """
     now = clock.now_iso()
     user = UserModel(
@@ -139,7 +173,7 @@ def _put_user(user_id: str, email: str, password_hash: str, role: str) -> bool:
     )
     email_claim = UserModel(_EMAIL_CLAIM.format(email), owner_user_id=user_id, created_at=now)
     tx = writes.Tx().put("user", user, _UNCLAIMED).put("email", email_claim, _UNCLAIMED)
-    if role == "admin":
+    if first_admin:
         tx.put("admin", UserModel(_ADMIN_CLAIM, owner_user_id=user_id), _UNCLAIMED)
     failed = tx.commit()
     if "email" in failed:
@@ -155,13 +189,34 @@ def _claim_exists(key: str) -> bool:
     return True
 
 
-def login(email: str, password: str) -> str:
-    """A fresh token, or 401 without saying whether the email or the password was wrong."""
+def login(email: str, password: str, source_ip: str | None = None) -> str:
+    """A fresh token, or 401 without saying whether the email or the password was wrong.
+
+    Throttled (`throttle`): per account and per source address, an unknown email exactly
+    like a known one; 429 while either is locked, whatever the password."""
+    account = throttle.account_key(email)
+    source = throttle.source_key(source_ip) if source_ip else None
+    on_record = throttle.check([account] + ([source] if source else []))
     user = _user_by_email(email)
     stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
     if not verify_password(password, stored) or user is None:
+        throttle.failed(account, throttle.account_policy())
+        if source:
+            throttle.failed(source, throttle.source_policy())
         raise Unauthorized("Invalid email or password")
-    return issue_token(User(user.user_id, user.email or email, user.role or "user"))
+    if account in on_record:
+        throttle.clear(account)
+    role = user.role or "user"
+    named = config.admin_emails()
+    if named is not None and email in named and role != "admin":
+        _promote(user.user_id)
+        role = "admin"
+    return issue_token(_user(user, role=role))
+
+
+def _promote(user_id: str) -> None:
+    """Make the user admin (their email was named in `ADMIN_EMAILS` after they registered)."""
+    writes.update_if(UserModel(user_id), [UserModel.role.set("admin")], _A_USER)
 
 
 def _user_by_email(email: str) -> UserModel | None:
@@ -181,7 +236,18 @@ def get_user(user_id: str) -> User:
         raise NotFound("User not found", {"user_id": user_id}) from None
     if item.email is None:  # a claim item, not a user
         raise NotFound("User not found", {"user_id": user_id})
-    return User(item.user_id, item.email, item.role or "user")
+    return _user(item)
+
+
+def _user(item: UserModel, *, role: str | None = None) -> User:
+    return User(
+        item.user_id, item.email or "", role or item.role or "user", int(item.token_version or 0)
+    )
+
+
+def logout(user_id: str) -> None:
+    """Revoke every token of the user issued until now (their next request is a 401)."""
+    writes.update_if(UserModel(user_id), [UserModel.token_version.add(1)], _A_USER)
 
 
 def require_admin(user_id: str) -> None:
@@ -204,6 +270,7 @@ def issue_token(user: User) -> str:
     claims = {
         "sub": user.id,
         "role": user.role,
+        "ver": user.token_version,
         "iat": int(now.timestamp()),
         "exp": int((now + TOKEN_TTL).timestamp()),
     }
@@ -235,23 +302,25 @@ def verify_token(token: str) -> dict[str, Any]:
     return claims
 
 
-def authenticate(authorization: str | None) -> User:
-    """The caller of a REST request, from its `Authorization: Bearer <JWT>` header.
-
-    Any problem is `Unauthorized` (401): a missing, malformed, forged or expired token, or
-    one whose user no longer exists. One strongly consistent GetItem per request."""
-    return user_of(verify_token(bearer_token(authorization)))
+def expiry_of(claims: dict[str, Any]) -> datetime:
+    """When a verified token expires."""
+    return datetime.fromtimestamp(claims["exp"], tz=timezone.utc)
 
 
 def user_of(claims: dict[str, Any]) -> User:
-    """The user a verified token names; `Unauthorized` when they no longer exist."""
+    """The user a verified token names; `Unauthorized` when they no longer exist or the
+    token was issued before their last logout (its `ver` is not theirs; absent: 0)."""
     try:
         item = UserModel.get(claims["sub"], consistent_read=True)
     except DoesNotExist:
         raise Unauthorized("Invalid or expired token") from None
     if item.email is None:  # a claim item's key can never be a token's subject
         raise Unauthorized("Invalid or expired token")
-    return User(item.user_id, item.email, item.role or "user")
+    user = _user(item)
+    version = claims.get("ver", 0)
+    if type(version) is not int or version != user.token_version:
+        raise Unauthorized("Invalid or expired token")
+    return user
 
 
 def bearer_token(header: str | None) -> str:

@@ -18,6 +18,8 @@ TABLE_ENV = {
     "connections": "CONNECTIONS_TABLE",
     "alerts": "ALERTS_TABLE",
     "alert_events": "ALERT_EVENTS_TABLE",
+    "login_failures": "LOGIN_FAILURES_TABLE",
+    "ws_tickets": "WS_TICKETS_TABLE",
 }
 
 
@@ -59,3 +61,11 @@ def kms_key_id() -> str:
 
 def allow_private_endpoints() -> bool:
     return os.environ.get("ALLOW_PRIVATE_ENDPOINTS", "").lower() == "true"
+
+
+def admin_emails() -> frozenset[str] | None:
+    """`ADMIN_EMAILS` (comma-separated, case-insensitive): the users who are admins.
+    None when unset or empty: then the first user to register is the admin."""
+    raw = os.environ.get("ADMIN_EMAILS", "")
+    emails = frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+    return emails or None

@@ -1,9 +1,10 @@
 """WebSocket connections: who is connected, where to post to them, and five per user.
 
 A connection record (`ConnectionModel`, key `connection_id`) holds its user, the callback
-endpoint of the API Gateway `@connections` API that reaches it, `connected_at`, and a `ttl`
-of two hours (API Gateway closes every connection after two hours, so a record older than
-that is dead even if its `$disconnect` never arrived).
+endpoint of the API Gateway `@connections` API that reaches it, `connected_at`, and a `ttl`:
+two hours (API Gateway closes every connection after two hours, so a record older than
+that is dead even if its `$disconnect` never arrived), or sooner when the token that opened
+it expires sooner. A record past its `ttl` gets no events, and its next message closes it.
 
 The per-user limit is a counter item in the same table (`connection_id = "user#<id>"`,
 `count`, and `connected_at` = the time of the latest connect). It carries no `user_id`, so
@@ -57,6 +58,10 @@ class Connection:
     connection_id: str
     user_id: str
     endpoint: str
+    expires_at: datetime | None = None  # the record's `ttl`
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 def limit() -> int:
@@ -105,17 +110,22 @@ def register(
     user_id: str,
     endpoint: str,
     *,
+    expires_at: datetime | None = None,
     is_gone: Callable[[Connection], bool] | None = None,
 ) -> Connection:
     """Record a new connection of `user_id`, or raise `TooManyRequests` at the limit.
 
+    `expires_at`: when the token that opened it expires (the record lasts no longer).
     `is_gone` probes whether an older connection's socket still exists (see the module
     docstring). A repeated `$connect` of the same connection and user is accepted as is.
     """
+    ends = clock.now() + CONNECTION_TTL
+    if expires_at is not None:
+        ends = min(ends, expires_at)
     for attempt in range(2):
-        failed = _add(connection_id, user_id, endpoint)
+        failed = _add(connection_id, user_id, endpoint, ends)
         if not failed:
-            return Connection(connection_id, user_id, endpoint)
+            return Connection(connection_id, user_id, endpoint, ends)
         if "record" in failed:
             existing = get(connection_id)
             if existing is not None and existing.user_id == user_id:
@@ -129,7 +139,7 @@ def register(
     )
 
 
-def _add(connection_id: str, user_id: str, endpoint: str) -> set[str]:
+def _add(connection_id: str, user_id: str, endpoint: str, ends: datetime) -> set[str]:
     """The connect transaction; returns the labels whose condition failed ({} if applied)."""
     now = clock.now()
     record = ConnectionModel(
@@ -137,7 +147,7 @@ def _add(connection_id: str, user_id: str, endpoint: str) -> set[str]:
         user_id=user_id,
         endpoint=endpoint,
         connected_at=clock.iso(now),
-        ttl=now + CONNECTION_TTL,
+        ttl=ends,
     )
     return set(
         writes.Tx()
@@ -182,17 +192,19 @@ def get(connection_id: str) -> Connection | None:
         return None
     if item.user_id is None or item.endpoint is None:  # a counter item
         return None
-    return Connection(item.connection_id, item.user_id, item.endpoint)
+    return Connection(item.connection_id, item.user_id, item.endpoint, item.ttl)
 
 
-def of_user(user_id: str) -> list[Connection]:
-    """The user's live connections (GSI): expired records are dead by API Gateway's limit."""
+def of_user(user_id: str, *, expired: bool = False) -> list[Connection]:
+    """The user's live connections (GSI); with `expired`, also those past their `ttl`
+    (dead by API Gateway's limit, or their token expired: they get no events)."""
     now = clock.now()
-    return [
-        Connection(item.connection_id, item.user_id, item.endpoint)
+    found = (
+        Connection(item.connection_id, item.user_id, item.endpoint, item.ttl)
         for item in ConnectionModel.by_user.query(user_id)
-        if item.endpoint and not (item.ttl is not None and item.ttl <= now)
-    ]
+        if item.endpoint
+    )
+    return [c for c in found if expired or not c.expired(now)]
 
 
 # --- the self-healing counter ---------------------------------------------------------------
@@ -211,9 +223,8 @@ def heal_counter(user_id: str, *, is_gone: Callable[[Connection], bool] | None =
     seen_count, seen_at = counter.open_count, counter.connected_at
     live, freed = 0, False
     for item in ConnectionModel.by_user.query(user_id):
-        connection = Connection(item.connection_id, item.user_id, item.endpoint or "")
-        expired = item.ttl is not None and item.ttl <= now
-        if expired or (
+        connection = Connection(item.connection_id, item.user_id, item.endpoint or "", item.ttl)
+        if connection.expired(now) or (
             is_gone is not None and _settled(item.connected_at, now) and is_gone(connection)
         ):
             freed = unregister(item.connection_id, item.user_id) or freed

@@ -1,10 +1,13 @@
 """The key vault: a user's API key per provider, encrypted with KMS, never shown again.
 
 Each key is encrypted under `config.kms_key_id()` with the encryption context
-`{"user_id": ..., "provider_key": ...}`. KMS refuses to decrypt with any other context, so a
-ciphertext copied (by a bug, a restore or a malicious table edit) onto another user's or
-another provider's item does not decrypt: a key only ever serves the user and provider it
-was stored for. The table holds the ciphertext, `last4` (to recognise the key) and
+`{"user_id": ..., "provider_key": ..., "endpoint": <the provider's base_url>}` (a built-in's
+fixed URL). KMS refuses to decrypt with any other context, so a ciphertext copied (by a
+bug, a restore or a malicious table edit) onto another user's or another provider's item
+does not decrypt, and neither does a key whose provider now points elsewhere: a key only
+ever serves the user, provider and endpoint it was stored for. (`user_providers.put_provider`
+deletes the key when `base_url` moves; the context holds even if an item is edited behind
+the API's back.) The table holds the ciphertext, `last4` (to recognise the key) and
 `updated_at`; the plaintext is never stored, logged, returned or put in an error.
 
 `get_api_key` is the only way back to the plaintext, for the runner.
@@ -17,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import aws_clients, clock, config, payloads, user_providers, writes
-from chalicelib.errors import NotFound, Unprocessable, invalid
+from chalicelib.errors import Conflict, NotFound, Unprocessable, invalid
 from chalicelib.tables import ProviderKeyModel, ProviderModel
 
 MAX_KEY_CHARS = 4096
@@ -66,16 +69,21 @@ def kms_client() -> Any:
     return aws_clients.client("kms")
 
 
-def _context(user_id: str, provider_key: str) -> dict[str, str]:
-    return {"user_id": user_id, "provider_key": provider_key}
+# The vault's encryption context keys: the KMS policies must allow exactly these
+# (`kms:EncryptionContextKeys`), or every Encrypt and Decrypt of a stored key is refused.
+CONTEXT_KEYS = ("user_id", "provider_key", "endpoint")
 
 
-def _encrypt(user_id: str, provider_key: str, value: str) -> bytes:
-    return seal(value, _context(user_id, provider_key))
+def _context(user_id: str, provider_key: str, endpoint: str) -> dict[str, str]:
+    return dict(zip(CONTEXT_KEYS, (user_id, provider_key, endpoint)))
 
 
-def _decrypt(user_id: str, provider_key: str, ciphertext: bytes) -> str:
-    return unseal(ciphertext, _context(user_id, provider_key), f"Stored key for provider {provider_key!r}")
+def _encrypt(user_id: str, provider_key: str, endpoint: str, value: str) -> bytes:
+    return seal(value, _context(user_id, provider_key, endpoint))
+
+
+def _decrypt(user_id: str, provider_key: str, endpoint: str, ciphertext: bytes) -> str:
+    return unseal(ciphertext, _context(user_id, provider_key, endpoint), f"Stored key for provider {provider_key!r}")
 
 
 def seal(value: str, context: dict[str, str]) -> bytes:
@@ -121,14 +129,14 @@ def put_key(user_id: str, provider_key: str, value: str) -> dict[str, Any]:
     item = ProviderKeyModel(
         user_id,
         body.provider_key,
-        ciphertext=_encrypt(user_id, body.provider_key, body.value),
+        ciphertext=_encrypt(user_id, body.provider_key, provider.base_url, body.value),
         last4=_last4(body.value),
         updated_at=clock.now_iso(),
     )
     if provider.builtin:
         item.save()
     else:
-        _save_if_provider_exists(item)
+        _save_if_provider_still_at(item, provider.base_url)
     return _public(body.provider_key, item)
 
 
@@ -138,48 +146,64 @@ def delete_key(user_id: str, provider_key: str) -> None:
         raise NotFound("No key stored for this provider", {"provider_key": provider_key})
 
 
-def list_keys(user_id: str) -> list[dict[str, Any]]:
-    """One entry per provider the user can use (built-ins, demo, their own), key or not.
+def list_keys(user_id: str, query: user_providers.ListQuery) -> dict[str, Any]:
+    """`{keys, next_cursor}`: one entry per provider the user can use (built-ins, demo,
+    their own), key or not, in the order of `GET /api/providers`.
 
     Keys left behind for a provider the user can no longer use are not listed.
     """
     stored = {item.provider_key: item for item in ProviderKeyModel.query(user_id)}
-    return [_public(key, stored.get(key)) for key in user_providers.providers_for(user_id)]
+    providers = list(user_providers.providers_for(user_id).values())
+    page, next_cursor = user_providers.page_of(providers, query, lambda p: _public(p.key, stored.get(p.key)))
+    return {"keys": page, "next_cursor": next_cursor}
 
 
-def get_api_key(user_id: str, provider_key: str) -> str | None:
-    """The user's plaintext key for the provider, or None when they stored none.
+def get_api_key(user_id: str, provider_key: str, base_url: str | None = None) -> str | None:
+    """The user's plaintext key for the provider, or None when they stored none (or have
+    no such provider any more).
 
-    For the runner only; the caller must keep it out of logs, errors and results. Raises
-    `KeyVaultError` when a stored key does not decrypt (see there why that is not None).
+    `base_url`: where the caller will send the key (the runner's target). The key
+    decrypts only for the endpoint it was stored for; without `base_url`, the provider's
+    current one is read. For the runner only; the caller must keep the key out of logs,
+    errors and results. Raises `KeyVaultError` when a stored key does not decrypt (see
+    there why that is not None).
     """
     try:
         # Consistent: a benchmark triggered right after a PUT uses the new key.
         item = ProviderKeyModel.get(user_id, provider_key, consistent_read=True)
     except DoesNotExist:
         return None
-    return _decrypt(user_id, provider_key, item.ciphertext)
+    endpoint = base_url or user_providers.base_url_of(user_id, provider_key)
+    if endpoint is None:
+        return None
+    return _decrypt(user_id, provider_key, endpoint, item.ciphertext)
 
 
-def _save_if_provider_exists(item: ProviderKeyModel) -> None:
-    """Save a key for a user provider only while that provider exists.
+def _save_if_provider_still_at(item: ProviderKeyModel, base_url: str) -> None:
+    """Save a key for a user provider only while that provider exists and still points
+    where the key was encrypted for.
 
-    One transaction with a condition on the provider item: a `delete_provider` racing this
-    put cannot leave a key behind for a deleted provider (a read-then-write could).
+    One transaction with a condition on the provider item: a `delete_provider` or a
+    `base_url` change racing this put cannot leave a key behind (a read-then-write could).
     """
     failed = (
         writes.Tx()
-        .check("provider", ProviderModel, item.user_id, _PROVIDER_EXISTS, item.provider_key)
+        .check("provider", ProviderModel, item.user_id, ProviderModel.base_url == base_url, item.provider_key)
         .put("key", item)
         .commit()
     )
-    if failed:
+    if not failed:
+        return
+    if user_providers.base_url_of(item.user_id, item.provider_key) is None:
         raise _unknown(item.provider_key)
+    raise Conflict(
+        "The provider's base_url changed while the key was being stored: store it again",
+        {"field": "provider_key", "provider_key": item.provider_key},
+    )
 
 
 # The rules of the vault's writes.
 _STORED = ProviderKeyModel.provider_key.exists()
-_PROVIDER_EXISTS = ProviderModel.provider_key.exists()
 
 
 def _unknown(provider_key: str) -> Unprocessable:

@@ -230,7 +230,7 @@ def _run_models(job: JobModel, plan: _Plan, watch: "Watch") -> list[dict[str, An
     groups: dict[str, list[ModelTarget]] = {}
     for target in plan.targets:
         groups.setdefault(target.provider_key, []).append(target)
-    api_keys = {key: _api_key(job.user_id, key) for key in groups}
+    api_keys = {key: _api_key(job.user_id, key, targets[0].base_url) for key, targets in groups.items()}
 
     def run_group(targets: list[ModelTarget]) -> None:
         for target in targets:
@@ -287,11 +287,11 @@ class _Key:
     problem: str | None = None
 
 
-def _api_key(user_id: str, provider_key: str) -> _Key:
+def _api_key(user_id: str, provider_key: str, base_url: str) -> _Key:
     """The user's key for a provider; a stored key that no longer decrypts (tampered with,
     or the KMS key changed) fails that provider's models clearly instead of running keyless."""
     try:
-        return _Key(keys.get_api_key(user_id, provider_key))
+        return _Key(keys.get_api_key(user_id, provider_key, base_url))
     except Exception as err:
         log.warning("runner: key for provider %s could not be read: %s", provider_key, err, exc_info=True)
         return _Key(None, f"The stored API key for provider {provider_key!r} could not be decrypted")

@@ -2,10 +2,15 @@
 
 A schedule is due when `next_run <= now`. Only enabled schedules carry `due_shard`, which
 puts them in the sparse `due` GSI the tick queries; disabling removes it.
+
+A user has at most `quotas.SCHEDULES` (200) schedules: each create and delete counts in
+the same transaction. Schedule ids sort by creation time (`new_id`), so the table's own
+key order is the list's order (newest first) and a page is one Query from a cursor.
 """
 from __future__ import annotations
 
-import uuid
+import re
+import secrets
 import zlib
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Iterable
@@ -14,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pynamodb.expressions.condition import Condition
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalog, clock, config, user_providers, writes
+from chalicelib import catalog, clock, config, paging, quotas, user_providers, writes
 from chalicelib.errors import NotFound, invalid
 from chalicelib.tables import ScheduleModel
 
@@ -101,10 +106,18 @@ def due_shard(schedule_id: str) -> int:
 # --- CRUD -----------------------------------------------------------------------------
 
 
+def new_id(now: datetime) -> str:
+    """32 hex digits that sort by creation time: 13 of microseconds since the epoch (good
+    until 2112), then 19 random ones."""
+    micros = int(now.timestamp() * 1_000_000)
+    return f"{micros:013x}{secrets.token_hex(10)[:19]}"
+
+
 def create(user_id: str, body: ScheduleCreate) -> dict[str, Any]:
+    """One transaction: the schedule, and one more of the user's `quotas.SCHEDULES`."""
     check_models(user_id, body.models)
     now = clock.now()
-    schedule_id = uuid.uuid4().hex
+    schedule_id = new_id(now)
     item = ScheduleModel(
         user_id,
         schedule_id,
@@ -121,13 +134,36 @@ def create(user_id: str, body: ScheduleCreate) -> dict[str, Any]:
         updated_at=clock.iso(now),
         due_shard=due_shard(schedule_id) if body.enabled else None,
     )
-    writes.put_if(item, ScheduleModel.schedule_id.does_not_exist())  # a fresh uuid: always new
+    tx = writes.Tx().put("schedule", item, ScheduleModel.schedule_id.does_not_exist())
+    failed = quotas.SCHEDULES.take(tx, user_id).commit()
+    # The id is fresh: if it exists, this very transaction was applied by an earlier
+    # attempt of the same request (a retried call whose answer was lost), count included.
+    if failed and "schedule" not in failed:
+        raise quotas.SCHEDULES.exceeded()
     return to_public(item)
 
 
-def list_for(user_id: str) -> list[dict[str, Any]]:
-    items = sorted(ScheduleModel.query(user_id), key=lambda s: s.created_at, reverse=True)
-    return [to_public(item) for item in items]
+class ListQuery(paging.PageQuery):
+    """`GET /api/schedules?limit=&cursor=` (default: up to the cap, i.e. all of them)."""
+
+    KEY = re.compile(r"[0-9a-f]{32}")
+
+    @classmethod
+    def most(cls) -> int:
+        return quotas.SCHEDULES.limit()
+
+
+def list_for(user_id: str, query: ListQuery) -> dict[str, Any]:
+    """`{schedules, next_cursor}`, newest first."""
+    after = query.after()
+    items = ScheduleModel.query(
+        user_id,
+        scan_index_forward=False,
+        last_evaluated_key={"user_id": {"S": user_id}, "schedule_id": {"S": after}} if after else None,
+        page_size=query.size() + 1,
+    )
+    page, next_cursor = paging.take((to_public(item) for item in items), query.size(), lambda s: s["id"])
+    return {"schedules": page, "next_cursor": next_cursor}
 
 
 def names_of(user_id: str, schedule_ids: Iterable[str]) -> dict[str, str]:
@@ -170,7 +206,9 @@ def update(user_id: str, schedule_id: str, body: ScheduleUpdate) -> dict[str, An
 
 
 def delete(user_id: str, schedule_id: str) -> None:
-    if not writes.delete_if(ScheduleModel(user_id, schedule_id), _EXISTS):
+    """One transaction: the delete, and one of the user's `quotas.SCHEDULES` given back."""
+    tx = writes.Tx().delete("schedule", ScheduleModel(user_id, schedule_id), _EXISTS)
+    if quotas.SCHEDULES.give_back(tx, user_id).commit():
         raise _not_found(schedule_id)
 
 

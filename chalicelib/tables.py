@@ -104,6 +104,13 @@ class UserModel(_Table):
     created_at = UnicodeAttribute(null=True)
     owner_user_id = UnicodeAttribute(null=True)  # on claim items: whose claim it is
     by_email = UsersByEmail()
+    # Tokens carry the version they were issued under (absent: 0); a logout adds one, so
+    # every token issued before it stops working.
+    token_version = NumberAttribute(null=True)
+    # What the user has created, counted in the same transaction as each create and delete
+    # (`chalicelib.quotas`), so a cap is a condition, not a count read before the write.
+    schedule_count = NumberAttribute(null=True)
+    provider_count = NumberAttribute(null=True)
 
 
 # --- provider keys and user-defined providers ---------------------------------------------
@@ -383,6 +390,41 @@ class AlertEventModel(_Table):
     by_alert = AlertEventsByAlert()
 
 
+# --- login throttling ----------------------------------------------------------------------
+
+
+class LoginFailuresModel(_Table):
+    """Failed logins of one account or one source (`chalicelib.throttle`), kept until quiet."""
+
+    class Meta(_Meta):
+        table_name = _TableName("login_failures")
+
+    throttle_key = UnicodeAttribute(hash_key=True)  # a#<hash of the email> | s#<hash of the IP>
+    failures = NumberAttribute(default=0)
+    window_until = UnicodeAttribute(null=True)  # failures count until this moment
+    locked_until = UnicodeAttribute(null=True)  # refused, right password or not, until then
+    ttl = TTLAttribute(null=True)
+
+
+# --- WebSocket tickets ---------------------------------------------------------------------
+
+
+class TicketModel(_Table):
+    """A one-time WebSocket ticket (`chalicelib.tickets`), or a user's count of tickets
+    issued in one minute (`ticket_hash` = `rate#<user>#<minute>`, with `issued`)."""
+
+    class Meta(_Meta):
+        table_name = _TableName("ws_tickets")
+
+    ticket_hash = UnicodeAttribute(hash_key=True)  # sha256 of the ticket: never the ticket
+    user_id = UnicodeAttribute(null=True)
+    token_version = NumberAttribute(null=True)  # of the token that asked for it
+    token_expires_at = UnicodeAttribute(null=True)  # the connection ends with that token
+    expires_at = UnicodeAttribute(null=True)
+    issued = NumberAttribute(null=True)  # on a rate item
+    ttl = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     UserModel,
     ProviderKeyModel,
@@ -394,9 +436,16 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ConnectionModel,
     AlertModel,
     AlertEventModel,
+    LoginFailuresModel,
+    TicketModel,
 )
 
-TTL_ATTRIBUTES: dict[type[Model], str] = {ConnectionModel: "ttl", AlertEventModel: "expires_at"}
+TTL_ATTRIBUTES: dict[type[Model], str] = {
+    ConnectionModel: "ttl",
+    AlertEventModel: "expires_at",
+    LoginFailuresModel: "ttl",
+    TicketModel: "ttl",
+}
 
 
 def create_tables() -> list[str]:

@@ -4,28 +4,37 @@ A user provider is a wire format (`kind`), a `base_url` and the models it serves
 optional prices. Its key lives in the user's namespace next to the built-ins, which it can
 never shadow. Because the runner will POST to `base_url` from inside our network, an
 endpoint is vetted by `check_endpoint` (see there) before it is stored.
+
+A stored API key belongs to the endpoint it was given for (`keys` binds it to the
+`base_url` by the KMS encryption context): a `put_provider` that moves `base_url` deletes
+the key in the same transaction and says so, so whoever holds a user's token cannot point
+the provider elsewhere and have the runner send the key there.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
 import socket
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.expressions.condition import Condition
 
-from chalicelib import catalog, clock, config, writes
+from chalicelib import catalog, clock, config, paging, quotas, writes
 from chalicelib.catalog import ModelInfo, ProviderInfo
 from chalicelib.errors import Conflict, NotFound, Unprocessable, invalid
 from chalicelib.tables import ProviderKeyModel, ProviderModel
 
 PROVIDER_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+PROVIDER_KEY_RULE = "must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit"
 ProviderKey = Annotated[str, StringConstraints(pattern=PROVIDER_KEY_PATTERN)]
 
 MAX_URL_CHARS = 2048
-MAX_MODELS = 100
 MAX_PRICE_PER_MTOK = 10_000
+_ATTEMPTS = 4  # a put that keeps losing races with other writes of the provider gives up
 
 Price = Annotated[float | None, Field(ge=0, le=MAX_PRICE_PER_MTOK, allow_inf_nan=False)]
 
@@ -56,7 +65,18 @@ class ProviderBody(BaseModel):
 
     kind: Literal["openai", "anthropic", "gemini"]
     base_url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_CHARS)]
-    models: Annotated[list[ModelBody], Field(min_length=1, max_length=MAX_MODELS)]
+    models: Annotated[list[ModelBody], Field(min_length=1)]
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _at_most_the_cap(cls, models: Any) -> Any:
+        # before: a list over the cap is refused before each model is validated
+        limit = quotas.max_models_per_provider()
+        if isinstance(models, list) and len(models) > limit:
+            raise PydanticCustomError(
+                "too_long", "at most {max_length} models per provider", {"max_length": limit}
+            )
+        return models
 
     @field_validator("models")
     @classmethod
@@ -86,13 +106,58 @@ def providers_for(user_id: str) -> dict[str, ProviderInfo]:
     return found
 
 
-def list_providers(user_id: str) -> list[dict[str, Any]]:
-    """Built-ins first (with `demo` where the stack provides it), then the user's own."""
-    return [p.public() for p in catalog.builtin_providers()] + [p.public() for p in load(user_id)]
+class ListQuery(paging.PageQuery):
+    """`?limit=&cursor=` of `GET /api/providers` and `GET /api/keys` (one entry per
+    provider in both; default: all of them)."""
+
+    KEY = re.compile(PROVIDER_KEY_PATTERN.strip("^$"))
+
+    @classmethod
+    def most(cls) -> int:
+        return len(catalog.builtin_providers()) + quotas.PROVIDERS.limit()
+
+
+def page_of(
+    providers: list[ProviderInfo], query: ListQuery, entry: Callable[[ProviderInfo], dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of `entry(provider)` over `providers` in `providers_for` order (built-ins,
+    then the user's own by key), continuing after the cursor's provider even if it has
+    been deleted since."""
+    after = query.after()
+    if after is not None:
+        builtin = [p.key for p in providers if p.builtin]
+        if after in builtin:
+            providers = providers[builtin.index(after) + 1 :]
+        else:
+            providers = [p for p in providers if not p.builtin and p.key > after]
+    return paging.take((entry(p) for p in providers), query.size(), lambda e: e["provider_key"])
+
+
+def list_providers(user_id: str, query: ListQuery) -> dict[str, Any]:
+    """`{providers, next_cursor}`: built-ins first (with `demo` where the stack provides
+    it), then the user's own."""
+    page, next_cursor = page_of(list(providers_for(user_id).values()), query, ProviderInfo.public)
+    return {"providers": page, "next_cursor": next_cursor}
+
+
+def base_url_of(user_id: str, provider_key: str) -> str | None:
+    """Where the user's provider `provider_key` is (a built-in's fixed URL); None if the
+    user has no such provider. Strongly consistent: it decides where a key may go."""
+    builtin = next((p for p in catalog.builtin_providers() if p.key == provider_key), None)
+    if builtin is not None:
+        return builtin.base_url
+    found = _get(user_id, provider_key)
+    return found.base_url if found is not None else None
 
 
 def put_provider(user_id: str, provider_key: str, body: ProviderBody) -> dict[str, Any]:
-    """Create or replace one of the user's providers; answer its public view."""
+    """Create or replace one of the user's providers: `{provider, key_removed[, message]}`.
+
+    A create takes one of the user's `quotas.PROVIDERS`. A replace is conditional on the
+    `base_url` it read; when it moves `base_url`, the stored key is deleted in the same
+    transaction (conditional on the key being there or not, as read, so `key_removed` is
+    exact).
+    """
     _check_provider_key(provider_key)
     check_endpoint(body.base_url)
     item = ProviderModel(
@@ -103,37 +168,81 @@ def put_provider(user_id: str, provider_key: str, body: ProviderBody) -> dict[st
         models=[m.model_dump() for m in body.models],
         updated_at=clock.now_iso(),
     )
-    item.save()
-    return _info(item).public()
+    for _ in range(_ATTEMPTS):
+        existing = _get(user_id, provider_key)
+        if existing is None:
+            failed = quotas.PROVIDERS.take(writes.Tx().put("provider", item, _NEW), user_id).commit()
+            if not failed:
+                return _answer(item, key_removed=False)
+            if "provider" not in failed:
+                raise quotas.PROVIDERS.exceeded()
+            continue  # created meanwhile: replace it
+        tx = writes.Tx().put("provider", item, _at(existing.base_url))
+        had_key = existing.base_url != body.base_url and _key_stored(user_id, provider_key)
+        if existing.base_url != body.base_url:
+            tx.delete("key", ProviderKeyModel(user_id, provider_key), _KEY_STORED if had_key else _NO_KEY)
+        if not tx.commit():
+            return _answer(item, key_removed=had_key)
+    raise Conflict("The provider is being changed by another request: try again", {"provider_key": provider_key})
 
 
 def delete_provider(user_id: str, provider_key: str) -> None:
-    """Delete one of the user's providers and the key stored for it, in one transaction.
+    """Delete one of the user's providers and the key stored for it, in one transaction
+    that also gives back its place in the user's `quotas.PROVIDERS`.
 
     The key goes too: it was given for that endpoint, and a provider re-created later under
     the same name (maybe at another URL) must not silently inherit it. 404 when the user has
     no such provider (built-ins and other users' providers included).
     """
-    failed = (
+    tx = (
         writes.Tx()
         .delete("provider", ProviderModel(user_id, provider_key), _EXISTS)
         .delete("key", ProviderKeyModel(user_id, provider_key))
-        .commit()
     )
-    if failed:
+    if quotas.PROVIDERS.give_back(tx, user_id).commit():
         raise NotFound("Provider not found", {"provider_key": provider_key})
 
 
+def _get(user_id: str, provider_key: str) -> ProviderModel | None:
+    try:
+        return ProviderModel.get(user_id, provider_key, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def _key_stored(user_id: str, provider_key: str) -> bool:
+    try:
+        ProviderKeyModel.get(user_id, provider_key, consistent_read=True, attributes_to_get=["user_id"])
+    except DoesNotExist:
+        return False
+    return True
+
+
+def _answer(item: ProviderModel, *, key_removed: bool) -> dict[str, Any]:
+    answer: dict[str, Any] = {"provider": _info(item).public(), "key_removed": key_removed}
+    if key_removed:
+        answer["message"] = (
+            "The stored API key of this provider was removed: it was given for the previous "
+            "base_url. Store the key again if it belongs to the new endpoint."
+        )
+    return answer
+
+
+# The rules of the providers' writes, each stated once.
 _EXISTS = ProviderModel.provider_key.exists()
+_NEW = ProviderModel.provider_key.does_not_exist()
+_KEY_STORED = ProviderKeyModel.provider_key.exists()
+_NO_KEY = ProviderKeyModel.provider_key.does_not_exist()
+
+
+def _at(base_url: str) -> Condition:
+    """The provider still points where the writer read it pointing."""
+    return ProviderModel.base_url == base_url
 
 
 def _check_provider_key(provider_key: str) -> None:
     if not isinstance(provider_key, str) or not re.fullmatch(PROVIDER_KEY_PATTERN, provider_key):
-        raise invalid(
-            "provider_key",
-            "must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit",
-            provider_key=str(provider_key)[:100],
-        )
+        raise invalid("provider_key", PROVIDER_KEY_RULE, provider_key=str(provider_key)[:100])
     if provider_key in catalog.BUILTIN_KEYS:
         raise Conflict(
             f"Provider key {provider_key!r} belongs to a built-in provider",

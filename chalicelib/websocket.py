@@ -1,9 +1,13 @@
 """API Gateway WebSocket, the app's side (DESIGN §5): the three routes and the notifier.
 
-- `connect(event)`: `$connect` authenticates `?token=` and registers the connection with
-  the callback endpoint of the API that carries it (`endpoint_of`);
+- `connect(event)`: `$connect` authenticates `?ticket=` (one-time, from
+  `POST /api/ws-ticket`: `chalicelib.tickets`) or, for existing clients, `?token=` (the JWT
+  itself), and registers the connection with the callback endpoint of the API that
+  carries it (`endpoint_of`) until that token expires (2 h at most);
 - `receive(event)`: `$default` answers ping/sync/cancel, and anything else with an
-  `error` message without closing the connection;
+  `error` message without closing the connection; a connection whose token has expired
+  is told so and closed;
+- `close_user(user_id)`: closes every connection of the user (logout);
 - `disconnect(event)`: `$disconnect` forgets the connection;
 - `ApiGatewayNotifier`: `send_to_user` for the job registry, to each of the user's
   connections at once.
@@ -27,7 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable
 
-from chalicelib import auth, aws_clients, connections, metrics, payloads
+from chalicelib import auth, aws_clients, clock, connections, metrics, payloads, tickets
 from chalicelib.connections import Connection
 from chalicelib.errors import ApiError, Unauthorized
 
@@ -38,6 +42,9 @@ Event = dict[str, Any]
 
 _MAX_JOB_ID_CHARS = 128
 MAX_MESSAGE_CHARS = 32 * 1024  # API Gateway allows 128 KB; no client message needs more
+# API Gateway drops, without a word, a message to a client over 128 KB; the `sync` answer
+# is kept below it (with room for the frame).
+MAX_REPLY_BYTES = 127 * 1024
 _MAX_ECHO_CHARS = 64
 
 
@@ -67,13 +74,21 @@ def _connection_id(event: Event) -> str:
 
 
 def connect(event: Event) -> Connection:
-    """`$connect`: raises `Unauthorized` (bad or missing token) or `TooManyRequests`
-    (sixth connection); the handler turns either into a refused upgrade."""
-    token = (event.get("queryStringParameters") or {}).get("token")
-    if not token:
-        raise Unauthorized("Missing token")
-    user = auth.user_of(auth.verify_token(token))
-    return connections.register(_connection_id(event), user.id, endpoint_of(event), is_gone=is_gone)
+    """`$connect`: raises `Unauthorized` (bad, used or missing ticket or token) or
+    `TooManyRequests` (sixth connection); the handler turns either into a refused upgrade."""
+    query = event.get("queryStringParameters") or {}
+    ticket, token = query.get("ticket"), query.get("token")
+    if ticket:
+        redeemed = tickets.redeem(ticket)
+        user, expires_at = redeemed.user, redeemed.token_expires_at
+    elif token:
+        claims = auth.verify_token(token)
+        user, expires_at = auth.user_of(claims), auth.expiry_of(claims)
+    else:
+        raise Unauthorized("Missing ticket")
+    return connections.register(
+        _connection_id(event), user.id, endpoint_of(event), expires_at=expires_at, is_gone=is_gone
+    )
 
 
 def disconnect(event: Event) -> None:
@@ -92,6 +107,10 @@ def receive(event: Event) -> None:
         # No record: disconnected, expired or never registered. Without a record there is
         # no endpoint to answer on; the client's next connect starts afresh.
         log.info("message from unregistered connection %s dropped", _connection_id(event))
+        return
+    if connection.expired(clock.now()):
+        post(connection, error("Token expired: connect again with a new ticket"))
+        close(connection)
         return
     if event.get("isBase64Encoded"):
         reply = error("Binary messages are not supported")
@@ -144,7 +163,21 @@ def _sync(user_id: str, request: Message) -> Message:
     from chalicelib import jobs  # the registry loads only when a client asks for it
 
     view = jobs.active_and_recent(user_id)
-    return {"type": "sync", "active_jobs": view["active_jobs"], "recent_jobs": view["recent_jobs"]}
+    return _within_limit(
+        {"type": "sync", "active_jobs": view["active_jobs"], "recent_jobs": view["recent_jobs"]}
+    )
+
+
+def _within_limit(reply: Message) -> Message:
+    """The `sync` reply, or, when it would pass `MAX_REPLY_BYTES`, the newest jobs that fit
+    (the oldest recent ones go first, then the oldest active ones) with `truncated: true`."""
+    if len(encode(reply)) <= MAX_REPLY_BYTES:
+        return reply
+    active, recent = list(reply["active_jobs"]), list(reply["recent_jobs"])
+    trimmed = {**reply, "active_jobs": active, "recent_jobs": recent, "truncated": True}
+    while (active or recent) and len(encode(trimmed)) > MAX_REPLY_BYTES:
+        (recent or active).pop()  # both lists are newest first
+    return trimmed
 
 
 def _cancel(user_id: str, request: Message) -> Message:
@@ -203,6 +236,26 @@ def post(connection: Connection, message: Message | bytes) -> str:
         )
         metrics.count(metrics.WEBSOCKET_POST_FAILURES)
         return FAILED
+
+
+def close(connection: Connection) -> None:
+    """Close the socket (`@connections` DELETE) and forget the connection. Never raises:
+    if API Gateway cannot be reached, the record is gone anyway, so the socket gets no
+    events and its messages are dropped until API Gateway closes it."""
+    try:
+        management_client(connection.endpoint).delete_connection(ConnectionId=connection.connection_id)
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        if _error_code(err) != "GoneException":
+            log.warning("could not close connection %s: %s", connection.connection_id, err)
+    _forget(connection)
+
+
+def close_user(user_id: str) -> int:
+    """Close every connection of the user, expired ones included; how many there were."""
+    found = connections.of_user(user_id, expired=True)
+    for connection in found:
+        close(connection)
+    return len(found)
 
 
 def is_gone(connection: Connection) -> bool:

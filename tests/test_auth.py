@@ -65,16 +65,21 @@ def test_duplicate_email_is_409(anonymous, make_user):
     assert data["detail"] == {"field": "email"}
 
 
-def test_concurrent_registrations_of_one_email_exactly_one_wins(client, anonymous):
+# The races call `auth` directly: `chalice.test.Client` swaps `os.environ` for a copy around
+# each request, which concurrent requests can leave behind as `os.environ`.
+
+
+def test_concurrent_registrations_of_one_email_exactly_one_wins(aws):
     results: list[int] = []
     barrier = threading.Barrier(8)
 
     def register() -> None:
         barrier.wait()
-        status, _ = anonymous.post(
-            "/api/auth/register", {"email": "race@example.com", "password": "password123"}
-        )
-        results.append(status)
+        try:
+            auth.register("race@example.com", "password123")
+            results.append(200)
+        except auth.Conflict as conflict:
+            results.append(conflict.status)
 
     threads = [threading.Thread(target=register) for _ in range(8)]
     for thread in threads:
@@ -86,17 +91,14 @@ def test_concurrent_registrations_of_one_email_exactly_one_wins(client, anonymou
     assert len(users) == 1
 
 
-def test_concurrent_first_registrations_make_exactly_one_admin(client, anonymous):
+def test_concurrent_first_registrations_make_exactly_one_admin(aws):
     roles: list[str] = []
     barrier = threading.Barrier(6)
 
     def register(i: int) -> None:
         barrier.wait()
-        status, data = anonymous.post(
-            "/api/auth/register", {"email": f"first{i}@example.com", "password": "password123"}
-        )
-        assert status == 200
-        roles.append(data["user"]["role"])
+        user, _token = auth.register(f"first{i}@example.com", "password123")
+        roles.append(user.role)
 
     threads = [threading.Thread(target=register, args=(i,)) for i in range(6)]
     for thread in threads:
@@ -228,3 +230,105 @@ def test_require_admin_checks_the_stored_role(make_user):
     with pytest.raises(auth.Forbidden):
         auth.require_admin("no-such-user")
 
+
+
+# --- passwords -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "password,why",
+    [
+        (" " * 8, "whitespace"),
+        ("\t\n \u3000\u00a0   ", "whitespace"),
+        ("password\x00123", "control"),
+        ("password\n123", "control"),
+        ("password\t123", "control"),
+        ("password\x7f123", "control"),
+        ("password\x85123", "control"),
+        ("password\x1b[0m", "control"),
+        ("password\ud800123", "unicode"),
+        ("short", "at least 8"),
+    ],
+)
+def test_registration_refuses_blank_and_control_character_passwords(anonymous, password, why):
+    status, data = anonymous.post("/api/auth/register", {"email": "p@example.com", "password": password})
+    assert status == 422, data
+    assert data["detail"][0]["field"] == "password"
+    assert why in data["detail"][0]["message"]
+    assert UserModel.count() == 0
+
+
+@pytest.mark.parametrize("password", ["correct horse battery", "pässwörd-ünicode", "\U0001f511" * 8, "p" * 1024])
+def test_registration_accepts_spaces_inside_and_any_printable_unicode(anonymous, password):
+    status, data = anonymous.post("/api/auth/register", {"email": "p@example.com", "password": password})
+    assert status == 200, data
+    status, _ = anonymous.post("/api/auth/login", {"email": "p@example.com", "password": password})
+    assert status == 200
+
+
+# --- who is admin ----------------------------------------------------------------------------
+
+
+def test_admin_emails_name_the_admins_not_the_first_registration(make_user, monkeypatch):
+    monkeypatch.setenv("ADMIN_EMAILS", " boss@example.com, Deputy@Example.com ,")
+    assert make_user("first@example.com").user["role"] == "user"
+    assert make_user("BOSS@example.com").user["role"] == "admin"
+    assert make_user("deputy@example.com").user["role"] == "admin"
+    assert make_user("someone@example.com").user["role"] == "user"
+    assert not any(u.user_id == "admin#" for u in UserModel.scan())
+
+
+def test_a_user_named_in_admin_emails_after_registering_is_admin_from_their_next_login(
+    anonymous, make_user, monkeypatch
+):
+    make_user("first@example.com")  # the first user: admin where ADMIN_EMAILS is unset
+    late = make_user("late@example.com", "late-password")
+    assert late.user["role"] == "user"
+    with pytest.raises(auth.Forbidden):
+        auth.require_admin(late.id)
+
+    monkeypatch.setenv("ADMIN_EMAILS", "late@example.com")
+    status, data = anonymous.post("/api/auth/login", {"email": "late@example.com", "password": "late-password"})
+    assert status == 200
+    assert jwt.decode(data["access_token"], SECRET, algorithms=["HS256"])["role"] == "admin"
+    auth.require_admin(late.id)
+
+
+def test_an_empty_admin_emails_keeps_the_first_user_rule(make_user, monkeypatch):
+    monkeypatch.setenv("ADMIN_EMAILS", " , ")
+    assert make_user().user["role"] == "admin"
+    assert make_user().user["role"] == "user"
+
+
+# --- logout ----------------------------------------------------------------------------------
+
+
+def test_logout_revokes_every_token_issued_before_it_and_a_new_login_works(anonymous, make_user):
+    carol = make_user("carol@example.com", "s3cret-pass")
+    _, second = anonymous.post("/api/auth/login", {"email": "carol@example.com", "password": "s3cret-pass"})
+    other_session = {"Authorization": f"Bearer {second['access_token']}"}
+
+    assert carol.post("/api/auth/logout") == (200, {"status": "ok", "connections_closed": 0})
+
+    assert carol.get("/api/schedules") == (401, {"error": "Invalid or expired token"})
+    assert anonymous.get("/api/schedules", headers=other_session)[0] == 401
+    assert carol.post("/api/auth/logout")[0] == 401
+    status, fresh = anonymous.post("/api/auth/login", {"email": "carol@example.com", "password": "s3cret-pass"})
+    assert status == 200
+    assert anonymous.get("/api/schedules", headers={"Authorization": f"Bearer {fresh['access_token']}"})[0] == 200
+
+
+def test_a_token_without_a_version_works_until_the_first_logout(alice, clock):
+    """Tokens issued before versions existed carry no `ver`: they count as version 0."""
+    now = int(clock().timestamp())
+    legacy = {"Authorization": "Bearer " + jwt.encode({"sub": alice.id, "iat": now, "exp": now + 60}, SECRET, algorithm="HS256")}
+    assert alice.get("/api/schedules", headers=legacy)[0] == 200
+    alice.post("/api/auth/logout")
+    assert alice.get("/api/schedules", headers=legacy)[0] == 401
+
+
+@pytest.mark.parametrize("version", ["0", 0.0, None, True, 1])
+def test_a_token_whose_version_is_not_the_users_is_refused(alice, clock, version):
+    now = int(clock().timestamp())
+    token = jwt.encode({"sub": alice.id, "iat": now, "exp": now + 60, "ver": version}, SECRET, algorithm="HS256")
+    assert alice.get("/api/schedules", headers={"Authorization": f"Bearer {token}"})[0] == 401

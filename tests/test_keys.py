@@ -12,7 +12,7 @@ import logging
 import boto3
 import pytest
 
-from chalicelib import aws_clients, config, keys
+from chalicelib import aws_clients, config, keys, user_providers
 from chalicelib.tables import ProviderKeyModel
 
 SECRET = "sk-proj-Zq8rT4vW1xY7uI3oP9aS6dF2gH5jK0lC"
@@ -62,7 +62,7 @@ def test_put_then_get_shows_last4_never_the_key(alice, seen):
     }
 
     status, data = call(alice, seen, "GET", "/api/keys")
-    assert status == 200 and set(data) == {"keys"}
+    assert status == 200 and data["next_cursor"] is None
     listed = by_key(data)
     assert list(listed) == ["openai", "anthropic", "gemini"]
     assert listed["openai"] == {"provider_key": "openai", "has_user_key": True, "last4": SECRET[-4:]}
@@ -270,13 +270,95 @@ def test_ciphertext_of_another_kms_key_does_not_decrypt(alice, monkeypatch):
         keys.get_api_key(alice.id, "openai")
 
 
-def test_the_encryption_context_is_user_and_provider(alice, kms):
+def test_the_encryption_context_is_user_provider_and_endpoint(alice, kms):
     alice.put("/api/keys", {"provider_key": "openai", "value": SECRET})
     blob = ProviderKeyModel.get(alice.id, "openai").ciphertext
-    plain = boto3.client("kms").decrypt(
-        CiphertextBlob=blob, EncryptionContext={"user_id": alice.id, "provider_key": "openai"}
-    )["Plaintext"]
+    context = {"user_id": alice.id, "provider_key": "openai", "endpoint": "https://api.openai.com/v1"}
+    plain = boto3.client("kms").decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"]
     assert plain == SECRET.encode()
+    for wrong in ({**context, "endpoint": "https://evil.example.com/v1"},
+                  {"user_id": alice.id, "provider_key": "openai"}):
+        with pytest.raises(boto3.client("kms").exceptions.InvalidCiphertextException):
+            boto3.client("kms").decrypt(CiphertextBlob=blob, EncryptionContext=wrong)
+
+
+# --- a key belongs to its endpoint ------------------------------------------------------------
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """Two public-looking names for the provider's endpoint, and no real DNS."""
+    import socket
+
+    table = {"vllm.example.com": "93.184.216.34", "evil.example.com": "104.18.32.7"}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "unknown")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (table[host], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+OWN = {"kind": "openai", "base_url": "https://vllm.example.com/v1", "models": [{"id": "llama-3"}]}
+
+
+def test_moving_base_url_removes_the_stored_key_and_says_so(alice, dns):
+    alice.put("/api/providers/myvllm", OWN)
+    alice.put("/api/keys", {"provider_key": "myvllm", "value": SECRET})
+
+    status, data = alice.put("/api/providers/myvllm", {**OWN, "base_url": "https://evil.example.com/v1"})
+
+    assert status == 200
+    assert data["key_removed"] is True
+    assert "removed" in data["message"] and "base_url" in data["message"]
+    assert raw_item(alice.id, "myvllm") == {}
+    assert by_key(alice.get("/api/keys")[1])["myvllm"]["has_user_key"] is False
+    assert keys.get_api_key(alice.id, "myvllm") is None
+
+
+def test_moving_base_url_without_a_stored_key_removes_nothing(alice, dns):
+    alice.put("/api/providers/myvllm", OWN)
+    status, data = alice.put("/api/providers/myvllm", {**OWN, "base_url": "https://evil.example.com/v1"})
+    assert (status, data["key_removed"]) == (200, False) and "message" not in data
+
+
+def test_changing_anything_but_base_url_keeps_the_key(alice, dns):
+    alice.put("/api/providers/myvllm", OWN)
+    alice.put("/api/keys", {"provider_key": "myvllm", "value": SECRET})
+    status, data = alice.put("/api/providers/myvllm", {**OWN, "models": [{"id": "llama-4"}]})
+    assert (status, data["key_removed"]) == (200, False)
+    assert keys.get_api_key(alice.id, "myvllm") == SECRET
+
+
+def test_a_key_whose_provider_was_moved_behind_the_apis_back_does_not_decrypt(alice, dns):
+    from chalicelib.tables import ProviderModel
+
+    alice.put("/api/providers/myvllm", OWN)
+    alice.put("/api/keys", {"provider_key": "myvllm", "value": SECRET})
+    ProviderModel(alice.id, "myvllm").update(actions=[ProviderModel.base_url.set("https://evil.example.com/v1")])
+
+    with pytest.raises(keys.KeyVaultError):
+        keys.get_api_key(alice.id, "myvllm")
+    with pytest.raises(keys.KeyVaultError):
+        keys.get_api_key(alice.id, "myvllm", "https://evil.example.com/v1")
+    assert keys.get_api_key(alice.id, "myvllm", OWN["base_url"]) == SECRET
+
+
+def test_a_key_is_not_saved_for_an_endpoint_changed_meanwhile(alice, dns, monkeypatch):
+    """put_key read the provider at one URL, then a PUT moved it: the key is not stored."""
+    from chalicelib import user_providers
+    from chalicelib.catalog import ModelInfo, ProviderInfo
+
+    alice.put("/api/providers/myvllm", {**OWN, "base_url": "https://evil.example.com/v1"})
+    stale = ProviderInfo("myvllm", "openai", OWN["base_url"], (ModelInfo("llama-3"),), builtin=False)
+    real = user_providers.providers_for
+    monkeypatch.setattr(user_providers, "providers_for", lambda user_id: {**real(user_id), "myvllm": stale})
+
+    status, data = alice.put("/api/keys", {"provider_key": "myvllm", "value": SECRET})
+
+    assert status == 409 and data["detail"]["field"] == "provider_key"
+    assert raw_item(alice.id, "myvllm") == {}
 
 
 # --- import cost ----------------------------------------------------------------------------
@@ -284,5 +366,5 @@ def test_the_encryption_context_is_user_and_provider(alice, kms):
 
 def test_no_kms_client_exists_until_used(aws):
     aws_clients.reset()
-    keys.list_keys("u1")  # listing never needs KMS
+    keys.list_keys("u1", user_providers.ListQuery())  # listing never needs KMS
     assert ("kms", None) not in aws_clients._clients

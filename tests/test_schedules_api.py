@@ -73,7 +73,7 @@ def test_crud_round_trip(alice):
     assert data["schedule"]["temperature"] == 0.0
 
     assert alice.delete(f"/api/schedules/{created['id']}") == (200, {"status": "ok"})
-    assert alice.get("/api/schedules") == (200, {"schedules": []})
+    assert alice.get("/api/schedules") == (200, {"schedules": [], "next_cursor": None})
     assert alice.delete(f"/api/schedules/{created['id']}")[0] == 404
 
 
@@ -221,7 +221,7 @@ def test_another_users_schedule_is_indistinguishable_from_a_missing_one(alice, b
         assert (status, data) == (404, {"error": "Schedule not found", "detail": {"schedule_id": sid}})
         status, data = api.delete(f"/api/schedules/{sid}")
         assert (status, data) == (404, {"error": "Schedule not found", "detail": {"schedule_id": sid}})
-    assert bob.get("/api/schedules") == (200, {"schedules": []})
+    assert bob.get("/api/schedules") == (200, {"schedules": [], "next_cursor": None})
     # nothing of alice's changed
     assert ScheduleModel.get(alice.id, schedule_id).enabled is True
     assert ScheduleModel.count(bob.id) == 0

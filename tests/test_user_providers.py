@@ -76,6 +76,7 @@ def test_put_answers_ok_and_the_provider(alice):
     assert status == 200
     assert data == {
         "status": "ok",
+        "key_removed": False,
         "provider": {
             "provider_key": "myvllm",
             "kind": "openai",
@@ -193,7 +194,7 @@ def test_good_provider_keys(alice, key):
         ({"base_url": ""}, "base_url"),
         ({"base_url": "https://vllm.example.com/" + "a" * 2048}, "base_url"),
         ({"models": []}, "models"),
-        ({"models": [{"id": f"m{i}"} for i in range(101)]}, "models"),
+        ({"models": [{"id": f"m{i}"} for i in range(201)]}, "models"),
         ({"models": ["llama-3"]}, "models.0"),
         ({"models": [{"id": ""}]}, "models.0.id"),
         ({"models": [{"id": "bad id"}]}, "models.0.id"),
@@ -232,7 +233,7 @@ def test_prices_at_the_limits_are_accepted(alice):
     status, data = put(alice, models=models)
     assert status == 200
     assert data["provider"]["models"][1]["output_cost_per_mtok"] == 10_000
-    assert [m["id"] for m in put(alice, models=[{"id": f"m{i}"} for i in range(100)])[1]["provider"]["models"]][-1] == "m99"
+    assert [m["id"] for m in put(alice, models=[{"id": f"m{i}"} for i in range(200)])[1]["provider"]["models"]][-1] == "m199"
 
 
 def test_bad_json_gets_the_error_envelope(alice):

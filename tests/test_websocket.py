@@ -36,14 +36,19 @@ def fresh_clients():
 # --- helpers --------------------------------------------------------------------------------
 
 
-def connect(token: str | None, connection_id: str | None = None, **headers: str) -> tuple[str, dict]:
+def connect(
+    token: str | None, connection_id: str | None = None, *, query: str | None = None, **headers: str
+) -> tuple[str, dict]:
+    """`$connect` with `?token=` (or the given query string)."""
     connection_id = connection_id or new_connection_id()
+    if query is None and token is not None:
+        query = f"token={token}"
     event = ws_event(
         "$connect",
         connection_id,
         domain_name=DOMAIN,
         headers=[("Host", DOMAIN), ("X-Forwarded-Proto", "https"), *headers.items()],
-        query=None if token is None else f"token={token}",
+        query=query,
     )
     return connection_id, app_module.ws_connect(event, None)
 
@@ -454,6 +459,7 @@ class FakeManagementApi:
         self.gone, self.failing = gone, failing
         self.sent: dict[str, list[dict]] = {}
         self.probed: list[str] = []
+        self.closed: list[str] = []
         self._lock = threading.Lock()
 
     def _answer(self, connection_id: str, operation: str) -> None:
@@ -474,6 +480,12 @@ class FakeManagementApi:
         self._answer(ConnectionId, "PostToConnection")
         with self._lock:
             self.sent.setdefault(ConnectionId, []).append(json.loads(Data))
+        return {}
+
+    def delete_connection(self, ConnectionId: str) -> dict:
+        with self._lock:
+            self.closed.append(ConnectionId)
+        self._answer(ConnectionId, "DeleteConnection")
         return {}
 
     def get_connection(self, ConnectionId: str) -> dict:
@@ -562,3 +574,166 @@ def test_a_probe_that_fails_otherwise_keeps_the_connection(clock, alice, managem
 
     assert answer["statusCode"] == 429
     assert counter(alice.id) == 5
+
+
+# --- tokens: expiry, logout, tickets ----------------------------------------------------------
+
+
+def test_a_connection_lasts_no_longer_than_the_token_that_opened_it(clock, alice):
+    clock.advance(hours=23)  # alice's token has one hour left
+
+    connection_id = connected(alice.token)
+
+    token_exp = jwt.decode(alice.token, options={"verify_signature": False})["exp"]
+    assert ConnectionModel.get(connection_id).ttl.timestamp() == token_exp
+
+
+def test_an_expired_connection_gets_no_events_and_its_next_message_closes_it(clock, alice, management_api):
+    clock.advance(hours=23)
+    connection_id = connected(alice.token)
+    fake = management_api(FakeManagementApi(gone=set()))
+    clock.advance(hours=1, seconds=1)
+
+    websocket.notifier.send_to_user(alice.id, {"type": "job_started", "job_id": "j1"})
+    assert fake.sent == {}
+
+    message(connection_id, '{"type": "ping"}')
+    assert fake.sent[connection_id] == [
+        {"type": "error", "error": "Token expired: connect again with a new ticket"}
+    ]
+    assert fake.closed == [connection_id]
+    assert records(alice.id) == [] and counter(alice.id) == 0
+
+
+def test_logout_revokes_the_token_and_closes_the_users_websockets(clock, alice, bob, management_api):
+    fake = management_api(FakeManagementApi(gone=set()))
+    mine = [connected(alice.token), connected(alice.token)]
+    theirs = connected(bob.token)
+
+    assert alice.post("/api/auth/logout") == (200, {"status": "ok", "connections_closed": 2})
+
+    assert sorted(fake.closed) == sorted(mine)
+    assert records(alice.id) == [] and counter(alice.id) == 0
+    assert connections.get(theirs) is not None
+    assert connect(alice.token)[1]["statusCode"] == 401
+    assert alice.get("/api/schedules")[0] == 401
+    assert bob.get("/api/schedules")[0] == 200
+
+
+def _ticket(api) -> str:
+    status, data = api.post("/api/ws-ticket")
+    assert status == 200, data
+    assert data["expires_in"] == 30 and set(data) == {"ticket", "expires_in"}
+    return data["ticket"]
+
+
+def test_a_ticket_opens_one_connection_once(clock, alice):
+    ticket = _ticket(alice)
+
+    connection_id, answer = connect(None, query=f"ticket={ticket}")
+    assert answer["statusCode"] == 200
+    assert connections.get(connection_id).user_id == alice.id
+
+    _, again = connect(None, query=f"ticket={ticket}")
+    assert again["statusCode"] == 401
+    assert json.loads(again["body"]) == {"error": "Invalid or expired ticket"}
+
+
+def test_a_ticket_expires_after_30_seconds(clock, alice):
+    ticket = _ticket(alice)
+    clock.advance(seconds=30)
+    assert connect(None, query=f"ticket={ticket}")[1]["statusCode"] == 401
+
+
+def test_a_ticket_of_a_user_who_logged_out_since_is_refused(clock, alice, management_api):
+    management_api(FakeManagementApi(gone=set()))
+    ticket = _ticket(alice)
+    alice.post("/api/auth/logout")
+    assert connect(None, query=f"ticket={ticket}")[1]["statusCode"] == 401
+
+
+def test_a_ticket_connection_lasts_no_longer_than_the_token_that_asked_for_it(clock, alice):
+    clock.advance(hours=23, minutes=30)
+    connection_id, _ = connect(None, query=f"ticket={_ticket(alice)}")
+    token_exp = jwt.decode(alice.token, options={"verify_signature": False})["exp"]
+    assert ConnectionModel.get(connection_id).ttl.timestamp() == token_exp
+
+
+@pytest.mark.parametrize("ticket", ["", "x", "a" * 43, "a" * 5000, "%00" * 20, "ticket with spaces"])
+def test_unknown_or_malformed_tickets_are_refused(clock, alice, ticket):
+    _, answer = connect(None, query=f"ticket={quote(ticket)}")
+    assert answer["statusCode"] == 401
+    assert records(alice.id) == []
+
+
+def test_of_eight_connects_racing_with_one_ticket_exactly_one_wins(clock, alice):
+    ticket = _ticket(alice)
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        statuses.append(connect(None, query=f"ticket={ticket}")[1]["statusCode"])
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] + [401] * 7
+    assert len(records(alice.id)) == 1
+
+
+def test_only_a_hash_of_the_ticket_is_stored(clock, alice):
+    from chalicelib.tables import TicketModel
+
+    ticket = _ticket(alice)
+    stored = json.dumps([item.attribute_values for item in TicketModel.scan()], default=str)
+    assert ticket not in stored
+    assert all(item.ttl is not None for item in TicketModel.scan())
+
+
+def test_tickets_per_minute_are_capped(clock, alice, monkeypatch):
+    monkeypatch.setenv("WS_TICKETS_PER_MINUTE", "3")
+    for _ in range(3):
+        _ticket(alice)
+    response = alice.client.http.post("/api/ws-ticket", headers=alice.headers())
+    assert response.status_code == 429
+    assert json.loads(response.body)["detail"] == {"limit": 3}
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    clock.advance(minutes=1)
+    _ticket(alice)
+
+
+def test_the_token_in_the_url_still_works_for_existing_clients(clock, alice):
+    assert connect(alice.token)[1]["statusCode"] == 200
+
+
+def test_a_connect_without_ticket_or_token_is_refused(clock, alice):
+    assert connect(None)[1]["statusCode"] == 401
+
+
+def test_a_sync_answer_over_api_gateways_limit_keeps_the_newest_jobs_and_says_so(clock, alice):
+    connection_id = connected(alice.token)
+    submitted = []
+    for i in range(12):
+        clock.advance(seconds=1)
+        job = jobs.submit("benchmark", alice.id, {"schedule_id": f"s{i}"})
+        JobModel(job.job_id).update(actions=[JobModel.progress_detail.set(f"{i}:" + "x" * 12_000)])
+        submitted.append(job.job_id)
+
+    message(connection_id, '{"type": "sync"}')
+
+    [reply] = replies(connection_id)
+    assert reply["truncated"] is True
+    assert len(websocket.encode(reply)) <= 128 * 1024
+    kept = [job["id"] for job in reply["active_jobs"]]
+    assert 0 < len(kept) < 12
+    assert kept == submitted[::-1][: len(kept)]  # the newest
+
+
+def test_a_sync_answer_within_the_limit_is_not_marked_truncated(clock, alice):
+    connection_id = connected(alice.token)
+    jobs.submit("benchmark", alice.id, {"schedule_id": "s1"})
+    message(connection_id, '{"type": "sync"}')
+    assert "truncated" not in replies(connection_id)[0]
