@@ -47,6 +47,7 @@ SHAPES: dict[str, Shape] = {
     "run_id": _shape(r"[0-9TZ.:-]{1,40}-[0-9a-f]{1,64}", "Run not found"),
     "provider_key": _shape(PROVIDER_KEY_PATTERN, "Provider not found", PROVIDER_KEY_RULE),
     "target_user_id": _shape(_HEX32, "User not found"),
+    "alert_id": _shape(_HEX32, "Alert not found"),
     "name": _shape(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", "No such UI file"),
 }
 

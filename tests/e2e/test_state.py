@@ -387,6 +387,9 @@ def test_an_unusable_snapshot_stops_the_start(tmp_path):
 # --- the KMS key and the JWT secret ---------------------------------------------------------------------
 
 
+OPENAI = "https://api.openai.com/v1"  # a stored key is bound to its endpoint too
+
+
 def test_a_stored_api_key_still_decrypts_after_a_restart(monkeypatch):
     from chalicelib import keys
 
@@ -394,15 +397,15 @@ def test_a_stored_api_key_still_decrypts_after_a_restart(monkeypatch):
         saved = state.ensure_kms_key(None)
         monkeypatch.setenv("KMS_KEY_ID", saved["key_id"])
         aws_clients.reset()
-        blob = keys._encrypt("user-1", "openai", "sk-live-secret-1234")
+        blob = keys._encrypt("user-1", "openai", OPENAI, "sk-live-secret-1234")
     with fresh_moto():  # a new moto: no keys at all
         restored = state.ensure_kms_key(saved)
         aws_clients.reset()
         assert restored == saved
-        assert keys._decrypt("user-1", "openai", blob) == "sk-live-secret-1234"
+        assert keys._decrypt("user-1", "openai", OPENAI, blob) == "sk-live-secret-1234"
         # The encryption context still binds it to its user and provider.
         with pytest.raises(keys.KeyVaultError):
-            keys._decrypt("user-2", "openai", blob)
+            keys._decrypt("user-2", "openai", OPENAI, blob)
     aws_clients.reset()
 
 
@@ -414,12 +417,12 @@ def test_without_the_saved_key_old_ciphertexts_do_not_decrypt(monkeypatch):
         first = state.ensure_kms_key(None)
         monkeypatch.setenv("KMS_KEY_ID", first["key_id"])
         aws_clients.reset()
-        blob = keys._encrypt("user-1", "openai", "sk-live-secret-1234")
+        blob = keys._encrypt("user-1", "openai", OPENAI, "sk-live-secret-1234")
     with fresh_moto():
         monkeypatch.setenv("KMS_KEY_ID", state.ensure_kms_key(None)["key_id"])
         aws_clients.reset()
         with pytest.raises(keys.KeyVaultError):
-            keys._decrypt("user-1", "openai", blob)
+            keys._decrypt("user-1", "openai", OPENAI, blob)
     aws_clients.reset()
 
 
