@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -212,30 +211,15 @@ class _Cutoff:
 
 # --- the connection: to vetted addresses only ------------------------------------------------
 
-_ssl_context: ssl.SSLContext | None = None
-_ssl_lock = threading.Lock()
-
-
-def _verified_ssl_context() -> ssl.SSLContext:
-    """One context for every delivery (loading the CA bundle costs ~25 ms)."""
-    global _ssl_context
-    with _ssl_lock:
-        if _ssl_context is None:
-            import httpx
-
-            _ssl_context = httpx.create_ssl_context()
-        return _ssl_context
-
-
 def _client(url: str, addresses: Sequence[str]) -> httpx.Client:
     """A client for one delivery: no redirects, no proxy from the environment, and, when
     the guard vetted addresses, connections to those addresses only (the provider
     engine's pinning: one way to connect to a user's URL)."""
     import httpx
 
-    from chalicelib.providers.pinning import parse_addresses, pinned_client
+    from chalicelib.providers.pinning import parse_addresses, pinned_client, shared_ssl_context
 
     if not addresses:
-        return httpx.Client(follow_redirects=False, trust_env=False, verify=_verified_ssl_context())
+        return httpx.Client(follow_redirects=False, trust_env=False, verify=shared_ssl_context())
     host = httpx.URL(url).raw_host.decode("ascii")
-    return pinned_client(host, parse_addresses(addresses), _verified_ssl_context())
+    return pinned_client(host, parse_addresses(addresses), shared_ssl_context())

@@ -72,7 +72,6 @@ from .errors import BAD_RESPONSE, CANCELLED, NETWORK, TIMEOUT, ProviderError, cl
 from .sse import MAX_EVENT_BYTES, SSELimitExceeded, SSEParser
 
 if TYPE_CHECKING:  # pragma: no cover
-    import ssl
 
     import httpx
 
@@ -221,25 +220,6 @@ def provider_limits() -> ProviderLimits:
         max_event_bytes=int(_env_positive("PROVIDER_MAX_EVENT_BYTES", MAX_EVENT_BYTES)),
         max_response_bytes=int(_env_positive("PROVIDER_MAX_RESPONSE_BYTES", MAX_RESPONSE_BYTES)),
     )
-
-
-_ssl_lock = threading.Lock()
-_ssl_context: "ssl.SSLContext | None" = None
-
-
-def _shared_ssl_context() -> "ssl.SSLContext":
-    """One verified SSL context for every client this module makes.
-
-    Building one loads the CA bundle (~25 ms); a context is safe to share between
-    clients and threads, and the runner may call ``run_model`` dozens of times.
-    """
-    global _ssl_context
-    with _ssl_lock:
-        if _ssl_context is None:
-            import httpx
-
-            _ssl_context = httpx.create_ssl_context()
-        return _ssl_context
 
 
 # ------------------------------------------------------------------ error handling
@@ -573,12 +553,12 @@ def _new_client(url: str, connect_to: Sequence[str] | None) -> "httpx.Client":
     """A client for one request: pinned to ``connect_to`` when given, else resolving."""
     import httpx
 
-    if not connect_to:
-        return httpx.Client(follow_redirects=False, verify=_shared_ssl_context())
-    from .pinning import parse_addresses, pinned_client
+    from .pinning import parse_addresses, pinned_client, shared_ssl_context
 
+    if not connect_to:
+        return httpx.Client(follow_redirects=False, verify=shared_ssl_context())
     host = httpx.URL(url).raw_host.decode("ascii")
-    return pinned_client(host, parse_addresses(connect_to), _shared_ssl_context())
+    return pinned_client(host, parse_addresses(connect_to), shared_ssl_context())
 
 
 def run_model(

@@ -18,15 +18,31 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+import threading
 import time
 from typing import Iterable, Sequence
 
 import httpcore
 import httpx
 
-__all__ = ["Address", "parse_addresses", "pinned_client"]
+__all__ = ["Address", "parse_addresses", "pinned_client", "shared_ssl_context"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_ssl_lock = threading.Lock()
+_ssl_context: ssl.SSLContext | None = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verified SSL context for every client the app makes to a provider or a webhook.
+
+    Building one loads the CA bundle (~25 ms); a context is safe to share between clients
+    and threads, and a runner makes dozens of requests."""
+    global _ssl_context
+    with _ssl_lock:
+        if _ssl_context is None:
+            _ssl_context = httpx.create_ssl_context()
+        return _ssl_context
 
 
 def parse_addresses(addresses: Iterable[str | Address]) -> list[Address]:

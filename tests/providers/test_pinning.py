@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from chalicelib.providers import ModelTarget, engine, run_model
+from chalicelib.providers import ModelTarget, pinning, run_model
 from devstack.fake_providers import PATH_PREFIXES, FakeProviderServer
 
 from .conftest import API_KEY, SETTINGS
@@ -123,7 +123,7 @@ def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     client_context = ssl.create_default_context(cafile=str(ca))
-    monkeypatch.setattr(engine, "_shared_ssl_context", lambda: client_context)
+    monkeypatch.setattr(pinning, "shared_ssl_context", lambda: client_context)
     with FakeProviderServer(host="127.0.0.2", tls=server_context) as server:
         yield server
 
