@@ -310,8 +310,12 @@ def _check_webhook(url: str) -> None:
         raise invalid("webhook_url", err.reason) from None
 
 
+# A webhook secret is sealed under its user and rule (the KMS policies name these keys).
+SECRET_CONTEXT_KEYS = ("user_id", "alert_id")
+
+
 def _secret_context(user_id: str, alert_id: str) -> dict[str, str]:
-    return {"user_id": user_id, "alert_id": alert_id}
+    return dict(zip(SECRET_CONTEXT_KEYS, (user_id, alert_id)))
 
 
 # The rules of the rules' writes.

@@ -14,18 +14,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from chalicelib import alerts, keys
+
 # API Gateway WebSocket stage (`api_gateway_stage` in .chalice/config.json).
 WS_STAGE = "api"
 
-# The `kms:EncryptionContextKeys` every use of the key vault's key must carry exactly:
-# `chalicelib.keys` encrypts each provider key under its user and provider.
-KEY_CONTEXT = ("user_id", "provider_key")
+# What the app's KMS key seals, each under its own encryption context: the context keys a
+# use of the key must carry exactly (`kms:EncryptionContextKeys`). The key vault seals each
+# provider key under its user, provider and endpoint (`chalicelib.keys.CONTEXT_KEYS`); the
+# alerts seal each webhook secret under its user and rule.
+VAULT = "vault"
+ALERT_SECRETS = "alert_secrets"
+KMS_CONTEXTS: dict[str, tuple[str, ...]] = {
+    VAULT: keys.CONTEXT_KEYS,
+    ALERT_SECRETS: alerts.SECRET_CONTEXT_KEYS,
+}
 
 
 @dataclass(frozen=True)
 class Access:
     tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    kms: tuple[str, ...] = ()  # on the key vault's key, under KEY_CONTEXT
+    kms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # purpose → KMS actions
     jwt_secret: bool = False  # secretsmanager:GetSecretValue on the JWT signing secret
     invoke_runner: bool = False  # lambda:InvokeFunction on the runner
     connections: tuple[str, ...] = ()  # @connections methods: GET, POST, DELETE
@@ -49,7 +58,9 @@ ACCESS: dict[str, Access] = {
             "benchmark_runs": ("Query", "GetItem", "DeleteItem"),
             "connections": _NOTIFIES,
         },
-        kms=("Encrypt",),  # stores keys; never reads them back
+        # Stores provider keys, never reads them back; seals a rule's webhook secret and
+        # reads it for a test delivery.
+        kms={VAULT: ("Encrypt",), ALERT_SECRETS: ("Encrypt", "Decrypt")},
         jwt_secret=True,
         invoke_runner=True,  # a trigger dispatches its job at once
         connections=("POST",),
@@ -74,7 +85,8 @@ ACCESS: dict[str, Access] = {
             "benchmark_runs": ("PutItem",),
             "connections": _NOTIFIES,
         },
-        kms=("Decrypt",),  # the only function that reads a stored key
+        # The only function that reads a stored key; signs alert deliveries.
+        kms={VAULT: ("Decrypt",), ALERT_SECRETS: ("Decrypt",)},
         invoke_runner=True,  # starts the user's next queued job
         connections=("POST",),
         failure_queue=True,
@@ -137,14 +149,14 @@ def policy(function: str, table_ids: Mapping[str, str]) -> dict[str, Any]:
                 "Sid": f"{logical}Indexes", "Effect": "Allow", "Action": ["dynamodb:Query"],
                 "Resource": [_sub(f"${{{logical}.Arn}}/index/{index}") for index in indexes],
             })
-    if access.kms:
+    for purpose, actions in sorted(access.kms.items()):
         statements.append({
-            "Sid": "KeyVault",
+            "Sid": "".join(part.capitalize() for part in purpose.split("_")),
             "Effect": "Allow",
-            "Action": [f"kms:{a}" for a in access.kms],
+            "Action": [f"kms:{a}" for a in actions],
             "Resource": {"Fn::GetAtt": ["KeyVaultKey", "Arn"]},
             "Condition": {
-                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(KEY_CONTEXT)},
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(KMS_CONTEXTS[purpose])},
                 "Null": {"kms:EncryptionContextKeys": "false"},
             },
         })

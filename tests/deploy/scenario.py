@@ -52,6 +52,9 @@ class State:
     provider_url: str = ""
     live_connection: str = ""
     gone: set[str] = field(default_factory=set)
+    alert_id: str = ""
+    ticket: str = ""
+    benchmark_job: str = ""
 
 
 # (method, path) → (path parameters, body), in the order they run. DELETEs come last.
@@ -86,16 +89,34 @@ ROUTES_BEFORE_RUNS: dict[tuple[str, str], RouteSample] = {
     ("PUT", "/api/admin/users/{target_user_id}/limits"): (
         lambda s: {"target_user_id": s.user_id}, lambda s: {"max_concurrent": 1}
     ),
+    # A rule that fires on the first run (any TTFT is above 0): the runner judges and
+    # records an event; no webhook (that would need a public address).
+    ("POST", "/api/alerts"): (_none, lambda s: {
+        "name": "iam", "schedule_id": s.schedule_id, "model": "*",
+        "condition": {"kind": "threshold", "metric": "ttft_ms", "op": "above", "value": 0},
+    }),
+    ("GET", "/api/alerts"): (_none, lambda s: None),
+    ("PUT", "/api/alerts/{alert_id}"): (lambda s: {"alert_id": s.alert_id}, lambda s: {"name": "iam 2"}),
+    ("POST", "/api/alerts/{alert_id}/test"): (lambda s: {"alert_id": s.alert_id}, lambda s: None),
+    ("POST", "/api/benchmarks"): (_none, lambda s: {"models": [f"{PROVIDER}/t"], "prompt": "Say hi.", "runs": 2}),
+    ("POST", "/api/ws-ticket"): (_none, lambda s: None),
 }
 ROUTES_AFTER_RUNS: dict[tuple[str, str], RouteSample] = {
     ("GET", "/api/history"): (_none, lambda s: None),
+    ("GET", "/api/history/export"): (_none, lambda s: None),
+    ("GET", "/api/stats"): (lambda s: {}, lambda s: None),
+    ("GET", "/api/alerts/events"): (_none, lambda s: None),
     ("GET", "/api/history/{run_id}"): (lambda s: {"run_id": s.run_id}, lambda s: None),
     ("POST", "/api/jobs/{job_id}/cancel"): (lambda s: {"job_id": s.job_ids[-1]}, lambda s: None),
     ("DELETE", "/api/history/{run_id}"): (lambda s: {"run_id": s.run_id}, lambda s: None),
     ("DELETE", "/api/keys/{provider_key}"): (lambda s: {"provider_key": PROVIDER}, lambda s: None),
     ("DELETE", "/api/providers/{provider_key}"): (lambda s: {"provider_key": PROVIDER}, lambda s: None),
+    ("DELETE", "/api/alerts/{alert_id}"): (lambda s: {"alert_id": s.alert_id}, lambda s: None),
     ("DELETE", "/api/schedules/{schedule_id}"): (lambda s: {"schedule_id": s.schedule_id}, lambda s: None),
+    # Last: it revokes the token (the scenario logs in again after it).
+    ("POST", "/api/auth/logout"): (_none, lambda s: None),
 }
+LOGIN = ("POST", "/api/auth/login")
 
 
 TRIGGER = ("POST", "/api/schedules/{schedule_id}/trigger")
@@ -194,13 +215,20 @@ class Scenario:
             state.schedule_id = answer["id"]
         elif path.endswith("/trigger"):
             state.job_ids.append(answer["job_id"])
+        elif path == "/api/alerts" and method == "POST":
+            state.alert_id = answer["id"]
+        elif path == "/api/benchmarks":
+            state.benchmark_job = answer["job_id"]
+        elif path == "/api/ws-ticket":
+            state.ticket = answer["ticket"]
 
-    def ws_connect(self, connection_id: str) -> dict:
+    def ws_connect(self, connection_id: str, *, ticket: str | None = None) -> dict:
         from devstack.ws_gateway import ws_event
 
+        query = f"ticket={ticket}" if ticket else f"token={self.state.token}"
         event = ws_event(
             "$connect", connection_id, domain_name=DOMAIN, stage=WS_STAGE, api_id=API_ID,
-            headers=[("Host", DOMAIN), ("X-Forwarded-Proto", "https")], query=f"token={self.state.token}",
+            headers=[("Host", DOMAIN), ("X-Forwarded-Proto", "https")], query=query,
         )
         with self._as("websocket_connect"):
             return self.app.ws_connect(event, LambdaContext("websocket_connect"))
@@ -267,6 +295,8 @@ def exercise(scenario: Scenario, lambda_invokes) -> None:
     assert lambda_invokes.job_ids[invoked:] == [second]  # the queued job's runner, invoked
     follow_up = scenario.runner(second)
     assert follow_up["status"] == "done", follow_up
+    benchmark = scenario.runner(state.benchmark_job)  # an on-demand benchmark: 2 runs
+    assert benchmark["status"] == "done", benchmark
 
     # WebSocket messages: ping, sync, cancel (of a pending job), from a live connection.
     scenario.trigger()
@@ -285,7 +315,9 @@ def exercise(scenario: Scenario, lambda_invokes) -> None:
     clock.advance(hours=2)  # connections expire after two hours: the user opens a new one
     scenario.ws_disconnect(state.live_connection)
     state.live_connection = "live-" + uuid.uuid4().hex[:8]
-    assert scenario.ws_connect(state.live_connection)["statusCode"] == 200
+    scenario.api({("POST", "/api/auth/login"): ROUTES_BEFORE_RUNS[LOGIN]})  # the token expired too
+    scenario.api({("POST", "/api/ws-ticket"): ROUTES_BEFORE_RUNS[("POST", "/api/ws-ticket")]})
+    assert scenario.ws_connect(state.live_connection, ticket=state.ticket)["statusCode"] == 200
     scenario._a_gone_connection()
     summary = scenario.tick()
     assert summary["claimed"] == 1 and summary["redispatched"] >= 1, summary
@@ -296,6 +328,7 @@ def exercise(scenario: Scenario, lambda_invokes) -> None:
     scenario._a_gone_connection()
     scenario.trigger()
     scenario.api(ROUTES_AFTER_RUNS)
+    scenario.api({LOGIN: ROUTES_BEFORE_RUNS[LOGIN]})  # logout revoked the token
 
     # The connection limit: five connections fill it; once they are settled, a sixth makes
     # $connect ask API Gateway (GetConnection) whether any of them is gone: one is, and its

@@ -355,16 +355,26 @@ def test_policies_have_no_star_but_the_documented_ones(package):
 
 
 def test_only_the_api_encrypts_and_only_the_runner_decrypts_stored_keys(package):
-    uses = {}
+    """The vault's keys (context user_id, provider_key, endpoint: what `chalicelib.keys`
+    seals them under) are sealed by the API and opened by the runner only; webhook secrets
+    (user_id, alert_id) are sealed by the API and opened by the API (a test delivery) and
+    the runner (every delivery)."""
+    from chalicelib import alerts, keys
+
+    uses: dict[tuple[str, tuple[str, ...]], set[str]] = {}
     for name, (logical, _) in FUNCTIONS.items():
         for statement in package.role_policy(logical)["Statement"]:
             for action in _listed(statement["Action"]):
                 if action.startswith("kms:"):
-                    uses.setdefault(action, set()).add(name)
-                    assert statement["Condition"]["ForAllValues:StringEquals"] == {
-                        "kms:EncryptionContextKeys": ["user_id", "provider_key"]
-                    }
-    assert uses == {"kms:Encrypt": {"api_handler"}, "kms:Decrypt": {"runner"}}
+                    context = tuple(statement["Condition"]["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"])
+                    uses.setdefault((action, context), set()).add(name)
+    vault, secrets = keys.CONTEXT_KEYS, alerts.SECRET_CONTEXT_KEYS
+    assert uses == {
+        ("kms:Encrypt", vault): {"api_handler"},
+        ("kms:Decrypt", vault): {"runner"},
+        ("kms:Encrypt", secrets): {"api_handler"},
+        ("kms:Decrypt", secrets): {"api_handler", "runner"},
+    }
 
 
 def test_kms_key_rotates_and_its_policy_delegates_use_to_iam(package):
