@@ -22,7 +22,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterator
 
 from chalicelib import clock, config, dispatch, jobs, schedules, writes
 from chalicelib.tables import JobModel, ScheduleModel
@@ -59,10 +59,10 @@ class Budget:
 
 @dataclass
 class TickReport:
-    due: int = 0
+    due: int = 0  # due schedules read (reading stops too when time runs out)
     claimed: list[str] = field(default_factory=list)
     dispatched: int = 0
-    left_due: int = 0  # due but not tried before the deadline: the next tick's
+    left_due: int = 0  # read but not tried before the deadline: the next tick's
     announced: int = 0
     reaped: int = 0
     redispatched: int = 0
@@ -85,31 +85,22 @@ def run(now: datetime | None = None, remaining_ms: Callable[[], int] | None = No
     report = TickReport()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reap") as sweeper:
         sweep = sweeper.submit(_sweep, now, budget, report)
-        due = find_due(now, budget)
-        report.due = len(due)
-        _claim_and_dispatch(due, now, budget, report)
+        _claim_and_dispatch(now, budget, report)
         sweep.result()
     log.info("tick: %s", report.summary())
     return report
 
 
-def find_due(now: datetime, budget: Budget | None = None) -> list[Due]:
-    """Every enabled schedule with `next_run <= now`, oldest first: one query per shard, in
-    parallel, paginated by PynamoDB. Never a scan: items read grow with the due, not the
-    total."""
-    cutoff = clock.iso(now)
+def due_in(shard: int, now: datetime) -> Iterator[Due]:
+    """The enabled schedules of one `due` shard with `next_run <= now`, oldest first, page by
+    page. Never a scan: items read grow with the due, not the total."""
+    for item in ScheduleModel.due.query(shard, ScheduleModel.next_run <= clock.iso(now)):
+        yield Due(item.user_id, item.schedule_id, item.next_run, int(item.interval_hours))
 
-    def shard(number: int) -> list[Due]:
-        found = []
-        for item in ScheduleModel.due.query(number, ScheduleModel.next_run <= cutoff):
-            found.append(Due(item.user_id, item.schedule_id, item.next_run, int(item.interval_hours)))
-            if budget is not None and budget.spent():
-                break
-        return found
 
-    shards = range(config.due_shards())
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(shards))) as pool:
-        found = [due for part in pool.map(shard, shards) for due in part]
+def find_due(now: datetime) -> list[Due]:
+    """Every due schedule, oldest first (the tick itself claims them as the pages arrive)."""
+    found = [due for shard in range(config.due_shards()) for due in due_in(shard, now)]
     return sorted(found, key=lambda due: due.next_run)
 
 
@@ -144,7 +135,10 @@ def claim(due: Due, now: datetime) -> JobModel | None:
     return None if failed else job
 
 
-def _claim_and_dispatch(due: list[Due], now: datetime, budget: Budget, report: TickReport) -> None:
+def _claim_and_dispatch(now: datetime, budget: Budget, report: TickReport) -> None:
+    """Read every `due` shard in parallel, each handing its schedules to the claim workers
+    as its pages arrive (oldest first per shard): claiming starts with the first page, not
+    after the last. Stops reading, and claiming, when the budget is spent."""
     lock = threading.Lock()
     announcer = _Announcer()
 
@@ -163,8 +157,22 @@ def _claim_and_dispatch(due: list[Due], now: datetime, budget: Budget, report: T
         announcer.submit(job)
 
     try:
-        with ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="claim") as pool:
-            list(pool.map(one, due))
+        with ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="claim") as claims:
+
+            def read(shard: int) -> None:
+                try:
+                    for item in due_in(shard, now):
+                        with lock:
+                            report.due += 1
+                        claims.submit(one, item)
+                        if budget.spent():
+                            return  # the rest of the shard stays due, unread
+                except Exception:  # one shard's failure must not cost the others their claims
+                    log.exception("tick: reading due shard %d failed", shard)
+
+            shards = range(config.due_shards())
+            with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(shards)), thread_name_prefix="due") as readers:
+                list(readers.map(read, shards))
     finally:
         report.announced = announcer.drain(budget)
 

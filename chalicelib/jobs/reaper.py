@@ -69,24 +69,25 @@ def reap(
     def end(job: JobModel) -> bool:
         return not out_of_time() and _end_running(job, now)
 
-    def redispatch(job: JobModel) -> str:
+    def redispatch(job: JobModel) -> bool | None:
+        """True: dispatched; False: someone else moved it (not ours); None: out of time."""
         if out_of_time():
-            return "late"
+            return None
         if job.lease_until is not None and not _postpone(job, now):
-            return "moved"  # someone else changed it: not this tick's to dispatch
+            return False
         if dispatch is not None:
             dispatch(job.job_id)
-        return job.job_id
+        return True
 
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         running = [job for job in expired if job.status == rules.RUNNING]
         ended = [job for job, ok in zip(running, pool.map(end, running)) if ok]
         waiting = _worth_dispatching(expired, freed={job.user_id for job in ended})
-        cap = max_redispatch()
-        outcomes = list(pool.map(redispatch, waiting[:cap]))
+        batch = waiting[: max_redispatch()]
+        outcomes = list(pool.map(redispatch, batch))
     report.interrupted = len(ended)
-    report.redispatched = [o for o in outcomes if o not in ("late", "moved")]
-    report.left_for_later = max(0, len(waiting) - cap) + outcomes.count("late")
+    report.redispatched = [job.job_id for job, sent in zip(batch, outcomes) if sent]
+    report.left_for_later = len(waiting) - len(batch) + outcomes.count(None)
     return report
 
 
