@@ -31,26 +31,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from moto_env import ROOT, isolate
 
-for name, value in {
-    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "bench",
-    "JWT_SECRET": "bench-secret-that-is-long-enough-for-hs256",
-    "ALLOW_PRIVATE_ENDPOINTS": "true", "DISPATCH_GRACE_SECONDS": "3600",
-}.items():
-    os.environ[name] = value
-for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
-    del os.environ[name]
+isolate(
+    JWT_SECRET="bench-secret-that-is-long-enough-for-hs256",
+    ALLOW_PRIVATE_ENDPOINTS="true",  # the fake providers are on loopback
+    DISPATCH_GRACE_SECONDS="3600",
+)
 
 from moto import mock_aws  # noqa: E402
 

@@ -24,21 +24,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from typing import Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from moto_env import isolate
 
-for name, value in {
-    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "bench",
-}.items():
-    os.environ[name] = value
-for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
-    del os.environ[name]
+isolate()
 
 from moto import mock_aws  # noqa: E402
 
@@ -117,20 +111,26 @@ def seed(total: int, due: int) -> None:
             ))
 
 
-def items_read_per_tick(total: int, due: int = 100) -> tuple[int, int, int]:
+@contextmanager
+def seeded(total: int, due: int) -> Iterator[Meter]:
+    """A fresh moto holding `total` schedules, `due` of them due; its meter reset."""
     with mock_aws():
         tables.create_tables()
         meter = Meter()
         install(meter)
         started = time.perf_counter()
         seed(total, due)
-        seeded_in = time.perf_counter() - started
+        print(f"  seeded {total:,} schedules ({due:,} due) in {time.perf_counter() - started:.0f} s", flush=True)
         meter.reset()
+        yield meter
+
+
+def items_read_per_tick(total: int, due: int = 100) -> tuple[int, int, int]:
+    with seeded(total, due) as meter:
         report = tick.run(NOW)
         assert len(report.claimed) == due, report.summary()
         print(f"  {total:>7,} schedules, {due} due: items read by the tick {meter.items_read:>4}, "
-              f"DynamoDB requests {meter.requests}, claimed {len(report.claimed)} "
-              f"(seeding took {seeded_in:.0f} s)", flush=True)
+              f"DynamoDB requests {meter.requests}, claimed {len(report.claimed)}", flush=True)
         return meter.items_read, meter.requests, len(report.claimed)
 
 
@@ -156,14 +156,7 @@ def claim_and_dispatch(due: int, parallel: bool) -> float:
 
 def drain_backlog(total: int, max_ticks: int = 6) -> None:
     """`total` schedules all due; ticks a minute apart until none is due."""
-    with mock_aws():
-        tables.create_tables()
-        meter = Meter()
-        install(meter)
-        started = time.perf_counter()
-        seed(total, total)
-        print(f"  seeded {total:,} due schedules in {time.perf_counter() - started:.0f} s", flush=True)
-        meter.reset()
+    with seeded(total, total) as meter:
         meter.latency = True
         os.environ["DISPATCH_GRACE_SECONDS"] = "3600"  # measure the claims: no job counts as lost
         claimed = 0

@@ -10,9 +10,11 @@ Keeping up, whatever one user does:
   beside them in one thread, never before them.
 - Each job is dispatched by the worker that claimed it, as soon as it is claimed; its
   `job_created` event goes to a separate small pool, off the claim path.
-- Everything stops starting new work once the Lambda's remaining time falls below
-  `TICK_DEADLINE_MARGIN_S` (10 s): what is not claimed stays due for the next tick, oldest
-  first, and unsent `job_created` events are dropped (the job's later events still go out).
+- Claiming starts with the first page of the `due` index, not after the last: each
+  shard's reader hands its schedules (oldest first) to the claim workers as they arrive.
+- Nothing new starts once the Lambda's remaining time falls below `TICK_DEADLINE_MARGIN_S`
+  (10 s): what is not claimed stays due for the next tick, and unsent `job_created` events
+  are dropped (the job's later events still go out).
 """
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ import pytest
 
 from chalicelib import clock as app_clock
 from chalicelib import jobs, runner, schedules, tables, tick
-from tests.recording import counting_dynamodb_calls
 from chalicelib.tables import JobModel, ProviderModel, RunModel, ScheduleModel, SlotModel
+from tests.recording import counting_dynamodb_calls
 
 
 @pytest.fixture(autouse=True)

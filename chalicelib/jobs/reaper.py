@@ -25,7 +25,6 @@ status and lease seen in the index.
 """
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,8 +33,6 @@ from typing import Callable, Iterable
 from chalicelib import clock, config, writes
 from chalicelib.jobs import events, lifecycle, rules
 from chalicelib.tables import JobModel, SlotModel
-
-log = logging.getLogger(__name__)
 
 # The sweep's writes and invokes are I/O bound; this many run at once.
 MAX_PARALLEL = 16
@@ -82,8 +79,9 @@ def reap(
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         running = [job for job in expired if job.status == rules.RUNNING]
         ended = [job for job, ok in zip(running, pool.map(end, running)) if ok]
-        waiting = _worth_dispatching(expired, freed={job.user_id for job in ended})
-        batch = waiting[: max_redispatch()]
+        cap = max_redispatch()
+        waiting = _worth_dispatching(expired, {job.user_id for job in ended}, cap, pool)
+        batch = waiting[:cap]
         outcomes = list(pool.map(redispatch, batch))
     report.interrupted = len(ended)
     report.redispatched = [job.job_id for job, sent in zip(batch, outcomes) if sent]
@@ -108,9 +106,12 @@ def _expired(now_iso: str, out_of_time: Callable[[], bool]) -> list[JobModel]:
     return sorted(entries, key=lambda job: job.lease_until or "")
 
 
-def _worth_dispatching(expired: Iterable[JobModel], freed: set[str]) -> list[JobModel]:
+def _worth_dispatching(
+    expired: Iterable[JobModel], freed: set[str], cap: int, pool: ThreadPoolExecutor
+) -> list[JobModel]:
     """The overdue jobs a dispatch could start now, oldest first: every pending one, and
-    for each user with room and somebody queued, the head of their queue (as many as fit).
+    for each user with room and somebody queued, the head of their queue (as many as fit;
+    the queues of at most `cap` users are read, in parallel).
 
     Only users with an overdue queued job, or whose slot this sweep freed, are looked at;
     a head that is not overdue itself is dispatched without touching its lease."""
@@ -118,17 +119,19 @@ def _worth_dispatching(expired: Iterable[JobModel], freed: set[str]) -> list[Job
     overdue = {job.job_id: job for job in expired if job.status == rules.QUEUED}
     users = sorted({job.user_id for job in overdue.values()} | freed)
     slots = {slot.user_id: slot for slot in SlotModel.batch_get(users, consistent_read=True)} if users else {}
+    rooms = {
+        user_id: rules.room_of(slot)
+        for user_id, slot in slots.items()
+        if (slot.queued or 0) > 0 and rules.room_of(slot) > 0
+    }
     chosen: list[JobModel] = []
-    for user_id in users:
-        slot = slots.get(user_id)
-        room = rules.room_of(slot)
-        if room and slot is not None and (slot.queued or 0) > 0:
-            for head in lifecycle.queue_heads(user_id, room):
-                if head.job_id in overdue:
-                    chosen.append(overdue[head.job_id])
-                else:
-                    head.lease_until = None
-                    chosen.append(head)
+    for heads in pool.map(lambda user_id: lifecycle.queue_heads(user_id, rooms[user_id]), sorted(rooms)[:cap]):
+        for head in heads:
+            if head.job_id in overdue:
+                chosen.append(overdue[head.job_id])
+            else:
+                head.lease_until = None
+                chosen.append(head)
     return sorted(pending + chosen, key=lambda job: job.lease_until or "")
 
 

@@ -150,11 +150,11 @@ def dispatch_grace_seconds() -> int:
 def active_shards() -> int:
     """How many partition keys the `active` index is spread over (`ACTIVE_SHARDS`, default
     16). One DynamoDB partition takes 1,000 write units a second; a run writes its `active`
-    entry about five times (created, started: a key change is a delete and a put, renewed,
-    ended), so 100,000 hourly schedules average ~140 writes/s and a backlog drained at the
-    tick's pace (~150 claims/s, each started at once) peaks near 1,000: 16 keys keep every
-    key under a sixth of its limit. Only ever raise it: jobs already live keep their shard,
-    and the reaper reads shards 0 .. ACTIVE_SHARDS-1."""
+    entry about five times (created; started and renewed: a key change is a delete and a
+    put; ended), so 100,000 hourly schedules average ~140 writes/s, and a backlog drained at
+    the tick's pace (~200 claims/s, each started at once, bench/tick.py) peaks near 1,000:
+    16 keys keep each under a tenth of its limit. Only ever raise it: a live job keeps its
+    shard, and the sweep reads shards 0 .. ACTIVE_SHARDS-1."""
     return max(1, config.int_setting("ACTIVE_SHARDS", 16))
 
 
