@@ -577,12 +577,13 @@ def test_the_cancel_signal_is_no_job_to_anyone(events):
         jobs.cancel(f"cancel#{job.job_id}", U1)
 
 
-def test_lists_read_every_public_field_from_the_indexes_and_no_params(events, monkeypatch):
+def test_lists_read_every_public_field_from_the_indexes_and_no_params(events, clock, monkeypatch):
     monkeypatch.setenv("DEFAULT_MAX_CONCURRENT", "5")
     big = {"prompt": "x" * 50_000}  # a benchmark's params: not what a list shows
     ended = jobs.start(jobs.submit("benchmark", U1, big, schedule_id="s1").job_id)
     jobs.progress(ended.job_id, 50, "half")
     jobs.finish(ended.job_id, "failed", error="boom", result_ref="r1")
+    clock.advance(seconds=1)
     live = jobs.start(jobs.submit("benchmark", U1, big).job_id)
     jobs.progress(live.job_id, 30, "a third")
     listed = jobs.list_jobs(U1, query(limit=100)) + jobs.list_jobs(U1, query(status="running"))

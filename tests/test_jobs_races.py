@@ -138,9 +138,10 @@ def test_finish_racing_reap_releases_the_slot_once(events, clock, monkeypatch):
             return jobs.finish(job.job_id, "done") if i == 0 else jobs.reap(clock())
 
         in_threads(2, act)
-        assert status_of(job.job_id) in ("done", "interrupted")
+        ended = status_of(job.job_id)  # a race: either may win, and the event says which
+        told = {"done": ["job_completed"], "interrupted": ["job_failed"]}[ended]
         ends = [m for m in events.messages() if m["job_id"] == job.job_id and m["type"] != "job_started"]
-        assert [m["type"] for m in ends][1:] in (["job_completed"], ["job_failed"])
+        assert [m["type"] for m in ends][1:] == told
         assert slot(USER)["active"] == 1, round_  # only the keeper
     assert status_of(keeper.job_id) == "running"
 
