@@ -61,7 +61,46 @@ PRICE_LAMBDA_REQUEST = 0.20 / 1e6
 SCHEDULES, RUNS_PER_MONTH_EACH = 100_000, 24 * 30
 
 # Printed by this script at d91f475 (the scheduler before this change), on the same machine.
-BEFORE: dict[str, Any] | None = None
+BEFORE: dict[str, Any] | None = {
+    "requests": {
+        "benchmark_runs PutItem": 1,
+        "connections Query": 10,
+        "jobs GetItem": 1,
+        "jobs UpdateItem": 13,
+        "jobs+schedules TransactWriteItems": 1,
+        "jobs+slots TransactWriteItems": 2,
+        "provider_keys GetItem": 3,
+        "providers Query": 1,
+        "schedules GetItem": 1,
+        "schedules UpdateItem": 1,
+        "tick:jobs Query": 4,
+        "tick:schedules Query": 16,
+    },
+    "wru": {
+        "benchmark_runs PutItem": 2,
+        "jobs UpdateItem": 65,
+        "jobs+schedules TransactWriteItems": 9,
+        "jobs+slots TransactWriteItems": 15,
+        "schedules UpdateItem": 1,
+    },
+    "rru": {
+        "connections Query": 5.0,
+        "jobs GetItem": 1,
+        "provider_keys GetItem": 3,
+        "providers Query": 0.5,
+        "schedules GetItem": 1,
+        "tick:jobs Query": 2.0,
+        "tick:schedules Query": 8.0,
+    },
+    "runner_seconds": 30.31,
+    "requests_total": 34,
+    "wru_total": 92,
+    "rru_total": 10.5,
+    "tick_requests": 20,
+    "tick_rru": 10.0,
+    "tick_seconds_per_claim": 0.0056,
+    "gb_s": 30.32,
+}
 
 
 # --- billing -------------------------------------------------------------------------------
