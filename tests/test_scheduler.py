@@ -494,8 +494,8 @@ def test_one_provider_failing_does_not_stop_the_others(user, clock, lambda_invok
 
 @pytest.fixture
 def served(monkeypatch):
-    """(provider kind, model, first byte of the request seen, response finished) for every
-    request the fake providers answer: the intervals each request occupied at the provider."""
+    """(provider kind, model, handling began, response fully written) for every request the
+    fake providers answer: the interval each request occupied at the provider."""
     from devstack import fake_providers
 
     intervals: list[tuple[str, str, float, float]] = []
