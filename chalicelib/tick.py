@@ -164,11 +164,11 @@ def _claim_and_dispatch(now: datetime, budget: Budget, report: TickReport) -> No
             def read(shard: int) -> None:
                 try:
                     for item in due_in(shard, now):
+                        if budget.spent():
+                            return  # the rest of the shard stays due, unread
                         with lock:
                             report.due += 1
                         claims.submit(one, item)
-                        if budget.spent():
-                            return  # the rest of the shard stays due, unread
                 except Exception:  # one shard's failure must not cost the others their claims
                     log.exception("tick: reading due shard %d failed", shard)
 
