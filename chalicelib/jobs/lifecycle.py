@@ -7,8 +7,9 @@ condition fails nothing was applied, and the caller learns it from the return va
 only on a job its own `start` moved to running.
 
 Request budget of one uncontended lifecycle (DESIGN §2, measured by bench/registry.py):
-submit = 1 TransactWriteItems (put + slot ConditionCheck); start = 1 GetItem (the runner
-needs the job's owner and params anyway) + 1 TransactWriteItems; finish = 1
+submit = 1 TransactWriteItems (put + the slot's waiting count, under room and the cap);
+start = 1 GetItem (the runner needs the job's owner and params anyway) + 1
+TransactWriteItems (which also gives the waiting place back); finish = 1
 TransactWriteItems whose slot update carries `NOTHING_QUEUED`, so the `queued` GSI is
 queried only when that condition says somebody waits.
 """
