@@ -358,7 +358,9 @@ def test_alert(alert_id):
 def tick(event):
     from chalicelib import tick as scheduler
 
-    return scheduler.run().summary()
+    # The Lambda's remaining time bounds the tick's work (None where there is no context).
+    remaining_ms = getattr(event.context, "get_remaining_time_in_millis", None)
+    return scheduler.run(remaining_ms=remaining_ms).summary()
 
 
 @app.lambda_function(name="runner")

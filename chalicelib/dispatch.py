@@ -6,6 +6,7 @@ error to the caller: the job stays pending, and the tick re-dispatches it after 
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -18,11 +19,19 @@ log = logging.getLogger(__name__)
 # Invokes are I/O: 32 in flight dispatch 1,000 jobs in a few seconds, not minutes.
 MAX_PARALLEL_INVOKES = 32
 
+
 def lambda_client() -> Any:
+    return aws_clients.client("lambda", config=_client_config())
+
+
+@functools.cache
+def _client_config() -> Any:
+    """Built once: the tick asks for the client per job, and a botocore `Config` costs
+    about as much CPU as the invoke it configures."""
     from botocore.config import Config
 
-    config = Config(max_pool_connections=MAX_PARALLEL_INVOKES, retries={"mode": "standard"})
-    return aws_clients.client("lambda", config=config)
+    # The tick's claim workers and the sweep's both invoke: one connection each.
+    return Config(max_pool_connections=64, retries={"mode": "standard"})
 
 
 def invoke_runner(job_id: str) -> bool:

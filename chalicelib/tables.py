@@ -74,7 +74,10 @@ class _Table(Model):
         table = super()._get_connection()
         shared = _shared_connection()
         if table.connection is not shared:
-            shared.add_meta_table(table.connection.get_meta_table(table.table_name))
+            try:
+                shared.get_meta_table(table.table_name)
+            except TableError:  # the first model of this table (two share `jobs`)
+                shared.add_meta_table(table.connection.get_meta_table(table.table_name))
             table.connection = shared
         return table
 
@@ -179,10 +182,27 @@ class ScheduleModel(_Table):
 # --- jobs and slots ------------------------------------------------------------------------
 
 
+# The job fields a client sees (`jobs.to_public`), besides the keys every index carries
+# (`job_id`, and `user_id`/`live_user` + `created_at`). The `user` and `live` indexes project
+# these and nothing else: a job's `params` (a benchmark's prompt: up to 50,000 characters)
+# would make every list read, and every write of a job, cost its size again per index.
+PUBLIC_JOB_FIELDS = [
+    "job_type",
+    "status",
+    "progress_pct",
+    "progress_detail",
+    "schedule_id",
+    "result_ref",
+    "error_msg",
+    "started_at",
+    "completed_at",
+]
+
+
 class JobsByUser(GlobalSecondaryIndex):
     class Meta:
         index_name = "user"
-        projection = AllProjection()
+        projection = IncludeProjection(PUBLIC_JOB_FIELDS)
 
     user_id = UnicodeAttribute(hash_key=True)
     created_at = UnicodeAttribute(range_key=True)
@@ -205,18 +225,22 @@ class LiveJobs(GlobalSecondaryIndex):
 
     class Meta:
         index_name = "live"
-        projection = AllProjection()
+        projection = IncludeProjection(PUBLIC_JOB_FIELDS)
 
     live_user = UnicodeAttribute(hash_key=True)
     created_at = UnicodeAttribute(range_key=True)
 
 
 class ActiveJobs(GlobalSecondaryIndex):
-    """Sparse: `active_shard` is set only while a job holds a lease the tick must watch."""
+    """Sparse: `active_shard` is set only while a job holds a lease the tick must watch.
+
+    It projects what the reaper decides on (status, owner, timeout), so the tick reads no
+    job item to triage thousands of overdue ones; every change it then makes is conditioned
+    on the item itself."""
 
     class Meta:
         index_name = "active"
-        projection = KeysOnlyProjection()
+        projection = IncludeProjection(["status", "user_id", "timeout_at"])
 
     active_shard = NumberAttribute(hash_key=True)
     lease_until = UnicodeAttribute(range_key=True)
@@ -245,14 +269,35 @@ class JobModel(_Table):
     queued_user = UnicodeAttribute(null=True)
     live_user = UnicodeAttribute(null=True)
     active_shard = NumberAttribute(null=True)
+    # Counted in the slot's `waiting` while pending/queued (jobs submitted through the API).
+    counts_waiting = BooleanAttribute(null=True)
+    # Set when the job ends: DynamoDB deletes finished jobs after JOB_TTL_DAYS.
+    expires_at = TTLAttribute(null=True)
     by_user = JobsByUser()
     queued = QueuedJobs()
     live = LiveJobs()
     active = ActiveJobs()
 
 
+class CancelSignalModel(_Table):
+    """A running job's cancel request as a small item of its own in the jobs table
+    (`job_id` = `cancel#<job id>`), which the runner polls every few seconds.
+
+    Polling the job item instead would cost its size per read (a benchmark's prompt is up
+    to 50,000 characters). `cancel#` never starts a job id (hex), and the item carries none
+    of the indexes' keys, so no index and no job read ever sees it; `expires_at` (the
+    table's TTL attribute) removes it."""
+
+    class Meta(_Meta):
+        table_name = _TableName("jobs")
+
+    job_id = UnicodeAttribute(hash_key=True)
+    expires_at = TTLAttribute(null=True)
+
+
 class SlotModel(_Table):
-    """Per-user concurrency: `active` running jobs out of `limit` (absent: the default)."""
+    """Per-user concurrency: `active` running jobs out of `limit` (absent: the default),
+    and `waiting`: the user's pending/queued jobs submitted through the API (capped)."""
 
     class Meta(_Meta):
         table_name = _TableName("slots")
@@ -261,6 +306,7 @@ class SlotModel(_Table):
     active = NumberAttribute(default=0)
     limit = NumberAttribute(null=True)
     queued = NumberAttribute(null=True)  # jobs in status queued: lets finish skip a query
+    waiting = NumberAttribute(null=True)
 
 
 # --- history -------------------------------------------------------------------------------
@@ -442,6 +488,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
 
 TTL_ATTRIBUTES: dict[type[Model], str] = {
     ConnectionModel: "ttl",
+    JobModel: "expires_at",
     AlertEventModel: "expires_at",
     LoginFailuresModel: "ttl",
     TicketModel: "ttl",

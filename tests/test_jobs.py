@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import pytest
+from pynamodb.attributes import TTLAttribute
 
 from chalicelib import jobs, notify, payloads, writes
-from chalicelib.errors import Conflict, NotFound, Unprocessable
+from chalicelib.errors import Conflict, NotFound, TooManyRequests, Unprocessable
+from chalicelib import clock as app_clock
 from chalicelib.jobs import reaper
-from chalicelib.tables import JobModel, SlotModel, UserModel
+from chalicelib.tables import CancelSignalModel, JobModel, SlotModel, UserModel
 from tests.items import slot, status_of
 from tests.recording import counting_dynamodb_calls
 
@@ -73,6 +75,58 @@ def test_a_built_job_put_as_new_is_created_once(events):
     assert status_of("tick-job") == "pending" and types(events) == ["job_created"]
 
 
+# --- the waiting cap --------------------------------------------------------------------------
+
+
+def test_submit_beyond_the_waiting_cap_is_429_naming_the_limit(events, monkeypatch):
+    monkeypatch.setenv("MAX_WAITING_JOBS_PER_USER", "3")
+    accepted = [submit() for _ in range(3)]
+    with pytest.raises(TooManyRequests) as caught:
+        submit()
+    assert caught.value.status == 429
+    assert caught.value.body() == {"error": "Too many waiting jobs (at most 3 per user)", "detail": {"limit": 3}}
+    assert JobModel.count() == 3 and len(events.messages("job_created")) == 3
+    assert slot(U1)["waiting"] == 3 and all(JobModel.get(j.job_id).counts_waiting for j in accepted)
+    assert submit(U2).status == "pending"  # another user is not affected
+
+
+def test_the_waiting_cap_defaults_to_20_queued_jobs_included(events):
+    running_job()  # the limit (1) is reached: what follows is queued
+    made = [submit() for _ in range(20)]
+    assert {j.status for j in made} == {"queued"}
+    with pytest.raises(TooManyRequests) as caught:
+        submit()
+    assert caught.value.detail == {"limit": 20}
+    assert slot(U1) == {"user_id": U1, "active": 1, "queued": 20, "waiting": 20}
+
+
+def test_leaving_pending_or_queued_gives_the_place_back_once(events, monkeypatch):
+    monkeypatch.setenv("MAX_WAITING_JOBS_PER_USER", "3")
+    started, cancelled_pending = submit(), submit()
+    assert jobs.start(started.job_id) is not None  # pending → running
+    queued = submit()  # the limit is reached: queued
+    assert queued.status == "queued" and slot(U1)["waiting"] == 2  # the started one left
+    jobs.cancel(cancelled_pending.job_id, U1)  # pending → cancelled
+    jobs.cancel(queued.job_id, U1)  # queued → cancelled
+    assert slot(U1)["waiting"] == 0
+    jobs.finish(started.job_id, "done")  # a running job never counted
+    assert slot(U1) == {"user_id": U1, "active": 0, "queued": 0, "waiting": 0}
+    assert len([submit() for _ in range(3)]) == 3
+
+
+def test_the_ticks_jobs_do_not_count_and_are_never_refused(events, monkeypatch):
+    """A schedule's due run is never dropped for the cap: the tick puts its jobs without it."""
+    monkeypatch.setenv("MAX_WAITING_JOBS_PER_USER", "1")
+    submit()
+    for i in range(3):
+        job = jobs.build_job("benchmark", U1, {}, job_id=f"tick-{i}", schedule_id="s1")
+        assert writes.Tx().put("job", job, jobs.NEW_JOB).commit() == {}
+    assert jobs.start("tick-0") is not None and jobs.start("tick-1") is None  # queued, not counted
+    assert slot(U1) == {"user_id": U1, "active": 1, "queued": 1, "waiting": 1}
+    with pytest.raises(TooManyRequests):
+        submit()
+
+
 # --- start ----------------------------------------------------------------------------------
 
 
@@ -97,7 +151,8 @@ def test_start_without_a_free_slot_queues_the_job(events):
     assert jobs.start(job.job_id) is None and status_of(job.job_id) == "queued"
     assert jobs.start("pending-one") is None and status_of("pending-one") == "queued"
     assert JobModel.get("pending-one").queued_user == U1
-    assert slot(U1) == {"user_id": U1, "active": 1, "queued": 2}
+    # both queued; only the submitted one counts against the waiting cap
+    assert slot(U1) == {"user_id": U1, "active": 1, "queued": 2, "waiting": 1}
 
 
 def test_start_of_a_job_in_any_other_status_has_no_effect(events):
@@ -126,13 +181,13 @@ def test_users_do_not_block_each_other(events):
 # --- progress and finish --------------------------------------------------------------------
 
 
-def test_progress_stores_renews_and_reports_no_cancel(events, clock):
+def test_progress_stores_and_reports_no_cancel_leaving_the_lease_to_the_watch(events, clock):
     job = running_job()
     clock.advance(seconds=100)
     assert jobs.progress(job.job_id, 40, "model 2 of 5") is False
     stored = JobModel.get(job.job_id)
     assert (stored.progress_pct, stored.progress_detail) == (40, "model 2 of 5")
-    assert stored.lease_until == "2026-11-30T09:04:40.000000Z"
+    assert stored.lease_until == "2026-11-30T09:03:00.000000Z"  # as start set it
     assert events.messages("job_progress") == [
         {"type": "job_progress", "job_id": job.job_id, "progress_pct": 40, "progress_detail": "model 2 of 5"}
     ]
@@ -161,7 +216,8 @@ def test_the_lease_never_runs_past_the_timeout(events, clock, monkeypatch):
     assert JobModel.get(job.job_id).lease_until == "2026-11-30T09:15:00.000000Z"
     # also when renewed by a process that does not remember starting it
     monkeypatch.setattr(jobs.lifecycle, "_owners", jobs.lifecycle._Owners())
-    jobs.progress(job.job_id, 90, "almost")
+    clock.advance(seconds=50)
+    jobs.heartbeat(job.job_id)
     assert JobModel.get(job.job_id).lease_until == "2026-11-30T09:15:00.000000Z"
 
 
@@ -200,7 +256,7 @@ def test_finish_returns_the_next_queued_job_oldest_first(events, clock):
 def test_finish_of_a_job_not_running_is_refused_and_changes_nothing(events):
     job = submit()
     assert jobs.finish(job.job_id, "done") is None
-    assert status_of(job.job_id) == "pending" and slot(U1) == {}
+    assert status_of(job.job_id) == "pending" and slot(U1) == {"user_id": U1, "active": 0, "waiting": 1}
     assert jobs.finish("no-such-job", "failed") is None
     assert types(events) == ["job_created"]
 
@@ -253,7 +309,7 @@ def test_the_queue_is_fifo_per_user(events, clock):
         order.append(nxt.job_id)
         current = jobs.start(nxt.job_id)
     assert order == waiting
-    assert slot(U1) == {"user_id": U1, "active": 0, "queued": 0}
+    assert slot(U1) == {"user_id": U1, "active": 0, "queued": 0, "waiting": 0}
 
 
 # --- cancel ---------------------------------------------------------------------------------
@@ -307,10 +363,19 @@ def test_cancel_another_users_or_an_unknown_job_is_not_found(events):
 # --- reap -----------------------------------------------------------------------------------
 
 
+def redispatched(now, **kwargs) -> list[str]:
+    """What one sweep hands back to a runner (dispatch recorded, not sent)."""
+    sent: list[str] = []
+    report = jobs.reap(now, dispatch=sent.append, **kwargs)
+    assert sorted(sent) == sorted(report.redispatched)  # sent in parallel: in any order
+    return report.redispatched
+
+
 def test_an_expired_lease_interrupts_the_job_frees_the_slot_and_tells(events, clock):
     job = running_job()
     clock.advance(seconds=181)
-    assert jobs.reap(clock()) == []
+    report = jobs.reap(clock())
+    assert (report.interrupted, report.redispatched) == (1, [])
     stored = JobModel.get(job.job_id)
     assert stored.status == "interrupted" and "lease" in stored.error_msg
     assert stored.active_shard is None
@@ -324,8 +389,8 @@ def test_a_renewed_lease_keeps_the_job(events, clock):
     job = running_job()
     for _ in range(4):
         clock.advance(seconds=100)
-        jobs.progress(job.job_id, 10, "working")
-        assert jobs.reap(clock()) == []
+        jobs.heartbeat(job.job_id)
+        assert redispatched(clock()) == []
     assert status_of(job.job_id) == "running"
 
 
@@ -347,7 +412,7 @@ def test_running_past_the_timeout_fails_it(events, clock):
 def test_a_renewal_the_reaper_did_not_see_wins(events, clock):
     job = running_job()
     clock.advance(seconds=181)
-    seen = JobModel.get(job.job_id, consistent_read=True)  # the reaper's read ...
+    [seen] = list(JobModel.active.query(JobModel.get(job.job_id).active_shard))  # the reaper's view ...
     jobs.heartbeat(job.job_id)  # ... then the runner renews ...
     assert reaper._end_running(seen, clock()) is False  # ... so the reaper's write is refused
     assert status_of(job.job_id) == "running" and slot(U1)["active"] == 1
@@ -356,12 +421,12 @@ def test_a_renewal_the_reaper_did_not_see_wins(events, clock):
 def test_a_lost_dispatch_is_returned_once_per_grace_period(events, clock):
     job = submit()
     clock.advance(seconds=119)
-    assert jobs.reap(clock()) == []
+    assert redispatched(clock()) == []
     clock.advance(seconds=2)
-    assert [j.job_id for j in jobs.reap(clock())] == [job.job_id]
-    assert jobs.reap(clock()) == []  # not again at the next tick ...
+    assert redispatched(clock()) == [job.job_id]
+    assert redispatched(clock()) == []  # not again at the next tick ...
     clock.advance(seconds=121)
-    assert [j.job_id for j in jobs.reap(clock())] == [job.job_id]  # ... but after another grace
+    assert redispatched(clock()) == [job.job_id]  # ... but after another grace
     assert status_of(job.job_id) == "pending"
 
 
@@ -369,7 +434,7 @@ def test_the_dispatch_grace_comes_from_the_environment(events, clock, monkeypatc
     monkeypatch.setenv("DISPATCH_GRACE_SECONDS", "10")
     job = submit()
     clock.advance(seconds=11)
-    assert [j.job_id for j in jobs.reap(clock())] == [job.job_id]
+    assert redispatched(clock()) == [job.job_id]
 
 
 def test_a_queued_job_whose_wake_up_was_lost_is_returned(events, clock):
@@ -378,8 +443,27 @@ def test_a_queued_job_whose_wake_up_was_lost_is_returned(events, clock):
     # the finish that should have handed it out "happened" in a crashed runner:
     jobs.finish(first.job_id, "done")
     clock.advance(seconds=121)
-    assert [j.job_id for j in jobs.reap(clock())] == [job.job_id]
+    assert redispatched(clock()) == [job.job_id]
     assert jobs.start(job.job_id) is not None
+
+
+def test_overdue_queued_jobs_of_a_user_at_their_limit_are_left_alone(events, clock):
+    """Their user's running job will hand the oldest out when it finishes: a dispatch now
+    would only find no room, so the sweep spends neither a write nor an invoke on them."""
+    running = running_job()
+    waiting = []
+    for _ in range(3):
+        clock.advance(seconds=1)
+        waiting.append(submit().job_id)
+    clock.advance(seconds=121)  # the queued jobs are overdue; the running one renews
+    jobs.heartbeat(running.job_id)
+    leases = {job_id: JobModel.get(job_id).lease_until for job_id in waiting}
+    with counting_dynamodb_calls() as calls:
+        assert redispatched(clock()) == []
+    assert {job_id: JobModel.get(job_id).lease_until for job_id in waiting} == leases
+    assert "UpdateItem" not in calls.by_name and "TransactWriteItems" not in calls.by_name
+    jobs.finish(running.job_id, "done")  # ... a wake-up lost on the way:
+    assert redispatched(clock()) == waiting[:1]  # one slot of room: the oldest, only
 
 
 def test_reaping_a_job_hands_out_its_users_next_queued_job(events, clock):
@@ -387,18 +471,129 @@ def test_reaping_a_job_hands_out_its_users_next_queued_job(events, clock):
     clock.advance(seconds=100)
     waiting = submit()  # queued; looked at again at 09:03:40 if nobody hands it out
     clock.advance(seconds=81)  # 09:03:01: the first lease ran out, the queued job is not lost
-    assert [j.job_id for j in jobs.reap(clock())] == [waiting.job_id]
+    assert redispatched(clock()) == [waiting.job_id]
     assert JobModel.get(waiting.job_id).lease_until == "2026-11-30T09:03:40.000000Z"
 
 
-def test_reap_reads_the_active_index_never_scans(events, clock):
-    for _ in range(5):
-        running_job(U1 + str(_))
-    clock.advance(seconds=181)
+def test_the_sweep_reads_index_entries_and_slots_never_a_scan_or_a_job(events, clock):
+    for i in range(5):
+        running_job(f"{U1}{i}")
+    clock.advance(seconds=100)
+    submit(f"{U1}0")  # queued behind the first user's running job, not overdue
+    clock.advance(seconds=81)
     with counting_dynamodb_calls() as calls:
-        jobs.reap(clock())
-    assert "Scan" not in calls.by_name
-    assert calls.by_name["Query"] == 4 + 5  # one per shard, one next-queued per freed slot
+        report = jobs.reap(clock())
+    assert report.interrupted == 5
+    assert dict(calls.by_name) == {
+        "Query": jobs.rules.active_shards() + 1,  # every shard, and the queue of the one who waits
+        "BatchGetItem": 1,  # the five users' slots
+        "TransactWriteItems": 5,  # each reaped job with its slot
+    }
+
+
+def test_at_most_the_cap_is_redispatched_per_sweep_oldest_first(events, clock, monkeypatch):
+    monkeypatch.setenv("REAPER_MAX_REDISPATCH", "7")
+    lost = []
+    for i in range(20):
+        clock.advance(seconds=1)
+        lost.append(submit(f"user-{i}").job_id)
+    clock.advance(seconds=121)
+    first = redispatched(clock())
+    assert first == lost[:7]
+    assert redispatched(clock()) == lost[7:14]
+    assert redispatched(clock()) == lost[14:]
+
+
+def test_the_sweep_starts_nothing_once_out_of_time(events, clock):
+    running = running_job()
+    submit(U2)
+    clock.advance(seconds=181)
+    report = jobs.reap(clock(), dispatch=lambda _: True, out_of_time=lambda: True)
+    assert (report.interrupted, report.redispatched) == (0, [])
+    assert status_of(running.job_id) == "running"  # the next sweep's
+
+
+# --- finished jobs expire --------------------------------------------------------------------
+
+
+def test_every_way_a_job_ends_sets_its_expiry_30_days_on(events, clock):
+    done = running_job()
+    clock.advance(seconds=10)
+    jobs.finish(done.job_id, "done")
+    cancelled = submit()
+    jobs.cancel(cancelled.job_id, U1)
+    reaped = running_job(U2)
+    clock.advance(seconds=181)
+    jobs.reap(clock())
+    for job_id, ended in ((done.job_id, "09:00:10"), (cancelled.job_id, "09:00:10"), (reaped.job_id, "09:03:11")):
+        stored = JobModel.get(job_id)
+        assert stored.completed_at == f"2026-11-30T{ended}.000000Z"
+        assert app_clock.iso(stored.expires_at) == f"2026-12-30T{ended}.000000Z"
+
+
+def test_a_live_job_never_expires_and_the_days_are_a_setting(events, clock, monkeypatch):
+    monkeypatch.setenv("JOB_TTL_DAYS", "7")
+    job = running_job()
+    assert JobModel.get(job.job_id).expires_at is None
+    jobs.finish(job.job_id, "failed", error="x")
+    assert app_clock.iso(JobModel.get(job.job_id).expires_at) == "2026-12-07T09:00:00.000000Z"
+
+
+def test_the_jobs_table_expires_items_by_expires_at_and_runs_never_expire(aws):
+    import boto3
+
+    from chalicelib import tables
+    from chalicelib.tables import RunModel
+
+    described = boto3.client("dynamodb").describe_time_to_live(TableName=JobModel.Meta.table_name)
+    assert described["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+    assert RunModel not in tables.TTL_ATTRIBUTES
+    assert not any(isinstance(a, TTLAttribute) for a in RunModel.get_attributes().values())
+
+
+# --- cancel signal and index projections -------------------------------------------------------
+
+
+def test_a_cancel_is_seen_by_one_read_of_a_small_item(events):
+    job, other = running_job(), running_job(U2)
+    assert jobs.cancel_requested(job.job_id) is False
+    jobs.cancel(job.job_id, U1)
+    with counting_dynamodb_calls() as calls:
+        assert jobs.cancel_requested(job.job_id) is True
+        assert jobs.cancel_requested(other.job_id) is False
+    assert dict(calls.by_name) == {"GetItem": 2}
+    signal = CancelSignalModel.get(f"cancel#{job.job_id}")
+    assert set(signal.attribute_values) == {"job_id", "expires_at"}  # a few dozen bytes
+
+
+def test_the_cancel_signal_is_no_job_to_anyone(events):
+    job = running_job()
+    jobs.cancel(job.job_id, U1)
+    with pytest.raises(NotFound):
+        jobs.get_job(f"cancel#{job.job_id}", U1)
+    assert [j.job_id for j in jobs.list_jobs(U1, query(limit=100))] == [job.job_id]
+    assert [j["id"] for j in jobs.active_and_recent(U1)["active_jobs"]] == [job.job_id]
+    with pytest.raises(NotFound):
+        jobs.cancel(f"cancel#{job.job_id}", U1)
+
+
+def test_lists_read_every_public_field_from_the_indexes_and_no_params(events, clock, monkeypatch):
+    monkeypatch.setenv("DEFAULT_MAX_CONCURRENT", "5")
+    big = {"prompt": "x" * 50_000}  # a benchmark's params: not what a list shows
+    ended = jobs.start(jobs.submit("benchmark", U1, big, schedule_id="s1").job_id)
+    jobs.progress(ended.job_id, 50, "half")
+    jobs.finish(ended.job_id, "failed", error="boom", result_ref="r1")
+    clock.advance(seconds=1)
+    live = jobs.start(jobs.submit("benchmark", U1, big).job_id)
+    jobs.progress(live.job_id, 30, "a third")
+    listed = jobs.list_jobs(U1, query(limit=100)) + jobs.list_jobs(U1, query(status="running"))
+    assert [j.job_id for j in listed] == [live.job_id, ended.job_id, live.job_id]
+    assert [j.params for j in listed] == [None, None, None]  # not projected into the indexes
+    for job in listed:
+        assert jobs.to_public(job) == jobs.to_public(JobModel.get(job.job_id))
+    sync = jobs.active_and_recent(U1)
+    assert sync["active_jobs"] == [jobs.to_public(JobModel.get(live.job_id))]
+    assert sync["recent_jobs"] == [jobs.to_public(JobModel.get(ended.job_id))]
 
 
 # --- budget ---------------------------------------------------------------------------------

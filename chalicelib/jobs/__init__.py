@@ -6,7 +6,7 @@ into or out of running), jobs move only along the allowed transitions, running j
 lease the tick's `reap` enforces. Events go out through `chalicelib.notify`.
 
     submit / build_job (+ NEW_JOB) + announce_created             create (API / tick)
-    start → progress / heartbeat → finish                          the runner
+    start → progress / heartbeat, cancel_requested → finish        the runner
     cancel, get_job, list_jobs, active_and_recent, to_public       the owner (REST / WS)
     reap                                                           the tick
     set_limit                                                      admins
@@ -16,6 +16,7 @@ from chalicelib.jobs.lifecycle import (
     announce_created,
     build_job,
     cancel,
+    cancel_requested,
     finish,
     heartbeat,
     next_queued,
@@ -23,7 +24,7 @@ from chalicelib.jobs.lifecycle import (
     start,
     submit,
 )
-from chalicelib.jobs.reaper import reap
+from chalicelib.jobs.reaper import ReapReport, reap
 from chalicelib.jobs.rules import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -69,6 +70,7 @@ __all__ = [
     "announce_created",
     "build_job",
     "cancel",
+    "cancel_requested",
     "finish",
     "get_job",
     "heartbeat",
@@ -76,6 +78,7 @@ __all__ = [
     "next_queued",
     "JobsQuery",
     "progress",
+    "ReapReport",
     "reap",
     "set_limit",
     "start",

@@ -7,8 +7,9 @@ condition fails nothing was applied, and the caller learns it from the return va
 only on a job its own `start` moved to running.
 
 Request budget of one uncontended lifecycle (DESIGN §2, measured by bench/registry.py):
-submit = 1 TransactWriteItems (put + slot ConditionCheck); start = 1 GetItem (the runner
-needs the job's owner and params anyway) + 1 TransactWriteItems; finish = 1
+submit = 1 TransactWriteItems (put + the slot's waiting count, under room and the cap);
+start = 1 GetItem (the runner needs the job's owner and params anyway) + 1
+TransactWriteItems (which also gives the waiting place back); finish = 1
 TransactWriteItems whose slot update carries `NOTHING_QUEUED`, so the `queued` GSI is
 queried only when that condition says somebody waits.
 """
@@ -17,16 +18,16 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.update import Action
 
 from chalicelib import clock, writes
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.errors import Conflict, NotFound, TooManyRequests
 from chalicelib.jobs import events, rules
-from chalicelib.tables import JobModel, SlotModel
+from chalicelib.tables import CancelSignalModel, JobModel, SlotModel
 
 _ATTEMPTS = 8  # rounds of "read, try the conditional write" before giving up on a hot item
 _MAX_ERROR_CHARS = 2000
@@ -34,6 +35,10 @@ _MAX_ERROR_CHARS = 2000
 
 class DuplicateJob(Conflict):
     """A job with this id exists already; it was left as it was."""
+
+
+def too_many_waiting(cap: int) -> TooManyRequests:
+    return TooManyRequests(f"Too many waiting jobs (at most {cap} per user)", {"limit": cap})
 
 
 # --- what this process remembers about the jobs it runs ----------------------------------
@@ -127,30 +132,59 @@ def submit(
     schedule_id: str | None = None,
 ) -> JobModel:
     """Create a job: pending, or queued when the user is at their limit. Raises
-    `DuplicateJob` when the id exists (nothing is overwritten).
+    `DuplicateJob` when the id exists (nothing is overwritten), and `TooManyRequests` (429)
+    when the user already has `MAX_WAITING_JOBS_PER_USER` pending/queued jobs of their own.
 
-    One transaction: the put and a ConditionCheck that the slot has room. Only when that
-    check fails is the job put as queued, with the user's queued count (2nd request)."""
+    One transaction: the put, and the slot's `waiting + 1` under "room to run now and below
+    the cap". Only when that fails for want of room (the slot as it was tells which) is the
+    job put as queued, with `queued + 1, waiting + 1` under the cap alone (2nd request).
+    The cap is a condition, so racing submits get exactly `cap` through; `counts_waiting`
+    on the job makes the one transition that takes it out of pending/queued give it back.
+    """
     job = build_job(job_type, user_id, params, job_id=job_id, schedule_id=schedule_id)
+    job.counts_waiting = True
+    cap = rules.max_waiting_per_user()
     failed = (
         writes.Tx()
         .put("job", job, rules.IS_NEW)
-        .check("slot", SlotModel, user_id, rules.slot_has_room())
+        .update(
+            "slot",
+            SlotModel(user_id),
+            [SlotModel.waiting.add(1)],
+            rules.slot_has_room() & rules.waiting_below(cap),
+            return_old=True,
+        )
         .commit()
     )
-    if failed and "job" not in failed:
+    if "job" in failed:
+        raise DuplicateJob("Job already exists", {"job_id": job.job_id})
+    if "slot" in failed:
+        seen = _from_raw_slot(failed["slot"].raw_item)
+        if seen is not None and (seen.waiting or 0) >= cap:
+            raise too_many_waiting(cap)
         job.status = rules.QUEUED
         job.queued_user = user_id
         failed = (
             writes.Tx()
             .put("job", job, rules.IS_NEW)
-            .update("slot", SlotModel(user_id), [SlotModel.queued.add(1)])
+            .update(
+                "slot",
+                SlotModel(user_id),
+                [SlotModel.queued.add(1), SlotModel.waiting.add(1)],
+                rules.waiting_below(cap),
+            )
             .commit()
         )
-    if "job" in failed:
-        raise DuplicateJob("Job already exists", {"job_id": job.job_id})
+        if "job" in failed:
+            raise DuplicateJob("Job already exists", {"job_id": job.job_id})
+        if "slot" in failed:
+            raise too_many_waiting(cap)
     announce_created(job)
     return job
+
+
+def _from_raw_slot(raw_item: dict | None) -> SlotModel | None:
+    return SlotModel.from_raw_data(raw_item) if raw_item else None
 
 
 # --- starting -------------------------------------------------------------------------------
@@ -186,9 +220,7 @@ def _take_slot(job: JobModel, now: datetime) -> dict:
     seen = job.status
     timeout = rules.timeout_at(now)
     lease = rules.lease_until(now, timeout)
-    slot_actions: list[Action] = [SlotModel.active.add(1)]
-    if seen == rules.QUEUED:
-        slot_actions.append(SlotModel.queued.add(-1))
+    slot_actions: list[Action] = [SlotModel.active.add(1), *_leaving_waiting(job)]
     failed = (
         writes.Tx()
         .update(
@@ -244,38 +276,51 @@ def _enqueue(job: JobModel, now: datetime) -> bool:
 
 
 def progress(job_id: str, pct: float, detail: str | None) -> bool:
-    """Store progress and renew the lease (one UpdateItem conditioned on running); emits
-    job_progress. Returns True when the runner should stop: cancellation was requested,
-    or the job is no longer running (reaped, cancelled, finished elsewhere)."""
+    """Store progress (one UpdateItem conditioned on running); emits job_progress. Returns
+    True when the runner should stop: cancellation was requested, or the job is no longer
+    running (reaped, cancelled, finished elsewhere).
+
+    It leaves the lease alone: the runner's watch renews it on its own period, and a lease
+    change is a key change of the `active` index entry (two more index writes)."""
     pct = min(100, max(0, pct))
     shown = JobModel.progress_detail.set(detail) if detail is not None else JobModel.progress_detail.remove()
-    job = _renew(job_id, [JobModel.progress_pct.set(pct), shown])
-    if job is None:
+    job = JobModel(job_id)
+    if not _update_if_running(job, [JobModel.progress_pct.set(pct), shown]):
         return True
     events.progress(job.user_id, job_id, pct, detail)
     return bool(job.cancel_requested)
 
 
 def heartbeat(job_id: str) -> bool:
-    """Only renew the lease (while a long stream runs). Same answer as `progress`."""
-    job = _renew(job_id, [])
-    return job is None or bool(job.cancel_requested)
-
-
-def _renew(job_id: str, actions: list[Action]) -> JobModel | None:
+    """Renew the lease (every `JOB_LEASE_RENEW_SECONDS` while the job runs). Same answer as
+    `progress`."""
     now = clock.now()
     known = _owners.get(job_id)
     timeout = clock.parse(known[1]) if known and known[1] else None
     job = JobModel(job_id)
-    if not _update_if_running(job, [JobModel.lease_until.set(clock.iso(rules.lease_until(now, timeout))), *actions]):
-        return None
+    if not _update_if_running(job, [JobModel.lease_until.set(clock.iso(rules.lease_until(now, timeout)))]):
+        return True
     cap = job.timeout_at
     if timeout is None and cap and job.lease_until and job.lease_until > cap:
         # Renewed by a process that did not start the job: cap the lease at the timeout.
         if not _update_if_running(job, [JobModel.lease_until.set(cap)]):
-            return None
+            return True
     _owners.remember(job)
-    return job
+    return bool(job.cancel_requested)
+
+
+def cancel_requested(job_id: str) -> bool:
+    """Whether the job's owner asked to cancel it: the runner's frequent poll. One strongly
+    consistent GetItem of the small signal item (1 read unit), never of the job item."""
+    try:
+        CancelSignalModel.get(_signal_key(job_id), consistent_read=True)
+    except DoesNotExist:
+        return False
+    return True
+
+
+def _signal_key(job_id: str) -> str:
+    return f"cancel#{job_id}"
 
 
 def _update_if_running(job: JobModel, actions: list[Action]) -> bool:
@@ -305,6 +350,7 @@ def ending_actions(
         actions.append(JobModel.error_msg.set(error[:_MAX_ERROR_CHARS]))
     if status == rules.DONE:
         actions.append(JobModel.progress_pct.set(100))
+    actions.append(JobModel.expires_at.set(now + timedelta(days=rules.ttl_days())))
     return actions
 
 
@@ -370,15 +416,16 @@ def _from_raw(raw_item: dict | None) -> JobModel | None:
 
 def next_queued(user_id: str) -> JobModel | None:
     """The user's oldest queued job, from the keys-only `queued` GSI (one Query)."""
-    for key in JobModel.queued.query(user_id, scan_index_forward=True, limit=1):
-        return JobModel(
-            key.job_id,
-            user_id=user_id,
-            status=rules.QUEUED,
-            created_at=key.created_at,
-            queued_user=user_id,
-        )
-    return None
+    heads = queue_heads(user_id, 1)
+    return heads[0] if heads else None
+
+
+def queue_heads(user_id: str, count: int) -> list[JobModel]:
+    """The user's `count` oldest queued jobs (keys-only views: job_id, user_id, created_at)."""
+    return [
+        JobModel(key.job_id, user_id=user_id, status=rules.QUEUED, created_at=key.created_at, queued_user=user_id)
+        for key in JobModel.queued.query(user_id, scan_index_forward=True, limit=count)
+    ]
 
 
 # --- cancelling -----------------------------------------------------------------------------
@@ -386,7 +433,7 @@ def next_queued(user_id: str) -> JobModel | None:
 
 def cancel(job_id: str, user_id: str) -> JobModel:
     """pending/queued → cancelled at once (job_cancelled); running → `cancel_requested`,
-    which the runner sees at its next progress call and answers with finish(cancelled).
+    which the runner's watch polls (`cancel_requested()`) and answers with finish(cancelled).
 
     `NotFound` for an unknown job or another user's (the same answer: ids are not
     probed); `Conflict` naming the status for a job that already ended."""
@@ -399,7 +446,7 @@ def cancel(job_id: str, user_id: str) -> JobModel:
                 f"Job is already {job.status}", {"job_id": job_id, "status": job.status}
             )
         if job.status == rules.RUNNING:
-            if _update_if_running(job, [JobModel.cancel_requested.set(True)]):
+            if _request_cancel(job, clock.now()):
                 return job
             continue
         if _cancel_waiting(job, clock.now()):
@@ -408,15 +455,44 @@ def cancel(job_id: str, user_id: str) -> JobModel:
     raise Conflict("Job kept changing while being cancelled; try again", {"job_id": job_id})
 
 
+def _request_cancel(job: JobModel, now: datetime) -> bool:
+    """Flag the running job and put its signal item, in one transaction (a job that ended
+    meanwhile gets neither). The signal outlives any run and then expires."""
+    signal = CancelSignalModel(_signal_key(job.job_id), expires_at=now + timedelta(days=1))
+    failed = (
+        writes.Tx()
+        .update("job", job, [JobModel.cancel_requested.set(True)], rules.IS_RUNNING)
+        .put("signal", signal)
+        .commit()
+    )
+    if failed:
+        return False
+    job.cancel_requested = True
+    return True
+
+
 def _cancel_waiting(job: JobModel, now: datetime) -> bool:
     seen = job.status
     tx = writes.Tx().update(
         "job", job, ending_actions(rules.CANCELLED, now), rules.leaving(seen, rules.CANCELLED)
     )
-    if seen == rules.QUEUED:
-        tx.update("slot", SlotModel(job.user_id), [SlotModel.queued.add(-1)])
+    slot_actions = _leaving_waiting(job)
+    if slot_actions:
+        tx.update("slot", SlotModel(job.user_id), slot_actions)
     if tx.commit():
         return False
     job.status, job.completed_at = rules.CANCELLED, clock.iso(now)
     job.active_shard = job.lease_until = job.queued_user = job.live_user = None
     return True
+
+
+def _leaving_waiting(job: JobModel) -> list[Action]:
+    """The slot's side of a job leaving pending/queued as `job` was seen: out of the queue
+    count if queued, and back under the waiting cap if it counted. Applied in the same
+    transaction as the job's move (conditioned on the status seen), so exactly once."""
+    actions: list[Action] = []
+    if job.status == rules.QUEUED:
+        actions.append(SlotModel.queued.add(-1))
+    if job.counts_waiting:
+        actions.append(SlotModel.waiting.add(-1))
+    return actions

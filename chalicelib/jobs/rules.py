@@ -90,6 +90,19 @@ def slot_is_full() -> Condition:
     return ~slot_has_room()
 
 
+def waiting_below(cap: int) -> Condition:
+    """The user has fewer than `cap` counted pending/queued jobs (an absent count is 0)."""
+    return SlotModel.waiting.does_not_exist() | (SlotModel.waiting < cap)
+
+
+def room_of(slot: SlotModel | None) -> int:
+    """How many more jobs the user may start now (the slot rules above, read in code)."""
+    if slot is None:
+        return config.default_max_concurrent()
+    limit = slot.limit if slot.limit is not None else config.default_max_concurrent()
+    return max(0, int(limit) - int(slot.active or 0))
+
+
 # Nobody of this user is queued: `finish` then has no next job to look up (saves a query).
 NOTHING_QUEUED = SlotModel.queued.does_not_exist() | (SlotModel.queued <= 0)
 
@@ -101,6 +114,31 @@ def lease_seconds() -> int:
     return config.int_setting("JOB_LEASE_SECONDS", 180)
 
 
+def lease_renew_seconds() -> float:
+    """How often a runner renews its lease (`JOB_LEASE_RENEW_SECONDS`, default 30). Each
+    renewal rewrites the job item and its `active` index entry, so it is rare; it is held
+    to at most a third of the lease, so two renewals may fail before the reaper steps in."""
+    return min(config.float_setting("JOB_LEASE_RENEW_SECONDS", 30.0), lease_seconds() / 3)
+
+
+def cancel_poll_seconds() -> float:
+    """How often a runner looks for a cancel request (`RUNNER_POLL_SECONDS`, default 2): a
+    cancel stops the job's streams within this period plus one chunk."""
+    return config.float_setting("RUNNER_POLL_SECONDS", 2.0)
+
+
+def max_waiting_per_user() -> int:
+    """At most this many pending + queued jobs per user from the API
+    (`MAX_WAITING_JOBS_PER_USER`, default 20); the tick's scheduled jobs do not count."""
+    return config.int_setting("MAX_WAITING_JOBS_PER_USER", 20)
+
+
+def ttl_days() -> int:
+    """A finished job is deleted by DynamoDB's TTL this many days after it ended
+    (`JOB_TTL_DAYS`, default 30). Runs in the history are not jobs: they stay."""
+    return config.int_setting("JOB_TTL_DAYS", 30)
+
+
 def timeout_seconds() -> int:
     return config.int_setting("JOB_TIMEOUT_SECONDS", 900)
 
@@ -110,7 +148,14 @@ def dispatch_grace_seconds() -> int:
 
 
 def active_shards() -> int:
-    return max(1, config.int_setting("ACTIVE_SHARDS", 4))
+    """How many partition keys the `active` index is spread over (`ACTIVE_SHARDS`, default
+    16). One DynamoDB partition takes 1,000 write units a second; a run writes its `active`
+    entry about five times (created; started and renewed: a key change is a delete and a
+    put; ended), so 100,000 hourly schedules average ~140 writes/s, and a backlog drained at
+    the tick's pace (~200 claims/s, each started at once, bench/tick.py) peaks near 1,000:
+    16 keys keep each under a tenth of its limit. Only ever raise it: a live job keeps its
+    shard, and the sweep reads shards 0 .. ACTIVE_SHARDS-1."""
+    return max(1, config.int_setting("ACTIVE_SHARDS", 16))
 
 
 def shard_of(job_id: str) -> int:
