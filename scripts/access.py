@@ -49,27 +49,33 @@ _NOTIFIES = ("Query@user", "DeleteItem", "UpdateItem")
 ACCESS: dict[str, Access] = {
     "api_handler": Access(
         tables={
-            "users": ("GetItem", "PutItem"),
+            # users: the caller on every request; quotas and the token version on its item
+            "users": ("GetItem", "PutItem", "UpdateItem"),
             "provider_keys": ("Query", "PutItem", "DeleteItem"),
-            "providers": ("Query", "PutItem", "DeleteItem", "ConditionCheckItem"),
-            "schedules": ("Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem"),
+            "providers": ("Query", "GetItem", "PutItem", "DeleteItem", "ConditionCheckItem"),
+            # schedules: BatchGetItem for the current names of a page of runs
+            "schedules": ("Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"),
             "jobs": ("GetItem", "PutItem", "UpdateItem", "Query@user"),
-            "slots": ("UpdateItem", "ConditionCheckItem"),
+            "slots": ("UpdateItem",),
             "benchmark_runs": ("Query", "GetItem", "DeleteItem"),
             "connections": _NOTIFIES,
+            "alerts": ("Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem"),
+            "alert_events": ("Query",),
+            "login_failures": ("BatchGetItem", "UpdateItem", "DeleteItem"),  # a success clears the count
+            "ws_tickets": ("PutItem", "UpdateItem"),
         },
         # Stores provider keys, never reads them back; seals a rule's webhook secret and
         # reads it for a test delivery.
         kms={VAULT: ("Encrypt",), ALERT_SECRETS: ("Encrypt", "Decrypt")},
         jwt_secret=True,
         invoke_runner=True,  # a trigger dispatches its job at once
-        connections=("POST",),
+        connections=("POST", "DELETE"),  # DELETE: a logout closes the user's connections
     ),
     "tick": Access(
         tables={
             "schedules": ("Query@due", "UpdateItem"),
-            "jobs": ("Query@active", "Query@queued", "BatchGetItem", "PutItem", "UpdateItem"),
-            "slots": ("UpdateItem",),
+            "jobs": ("Query@active", "PutItem", "UpdateItem"),
+            "slots": ("UpdateItem", "BatchGetItem"),  # BatchGetItem: which users have room
             "connections": _NOTIFIES,
         },
         invoke_runner=True,
@@ -84,6 +90,8 @@ ACCESS: dict[str, Access] = {
             "slots": ("UpdateItem",),
             "benchmark_runs": ("PutItem",),
             "connections": _NOTIFIES,
+            "alerts": ("Query", "UpdateItem"),  # the user's rules, and their state
+            "alert_events": ("PutItem", "UpdateItem"),  # an event, then its delivery outcome
         },
         # The only function that reads a stored key; signs alert deliveries.
         kms={VAULT: ("Decrypt",), ALERT_SECRETS: ("Decrypt",)},
@@ -95,6 +103,7 @@ ACCESS: dict[str, Access] = {
         tables={
             "users": ("GetItem",),
             "connections": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query@user"),
+            "ws_tickets": ("GetItem", "DeleteItem"),  # a ticket is read, then consumed once
         },
         jwt_secret=True,
         connections=("GET",),  # the connection-limit heal asks whether a socket is gone
@@ -103,6 +112,7 @@ ACCESS: dict[str, Access] = {
         tables={
             "connections": ("GetItem", *_NOTIFIES),
             "jobs": ("GetItem", "UpdateItem", "Query@live", "Query@user"),
+            "slots": ("UpdateItem",),  # a cancelled waiting job gives its place back
         },
         connections=("POST",),
     ),

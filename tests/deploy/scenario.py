@@ -89,10 +89,11 @@ ROUTES_BEFORE_RUNS: dict[tuple[str, str], RouteSample] = {
     ("PUT", "/api/admin/users/{target_user_id}/limits"): (
         lambda s: {"target_user_id": s.user_id}, lambda s: {"max_concurrent": 1}
     ),
-    # A rule that fires on the first run (any TTFT is above 0): the runner judges and
-    # records an event; no webhook (that would need a public address).
+    # A rule that fires on the first run (any TTFT is above 0): the runner judges it,
+    # records an event and signs a delivery to a loopback webhook (private endpoints are
+    # allowed in this test, as in the local stack); the test route signs one too.
     ("POST", "/api/alerts"): (_none, lambda s: {
-        "name": "iam", "schedule_id": s.schedule_id, "model": "*",
+        "name": "iam", "schedule_id": s.schedule_id, "model": "*", "webhook_url": s.provider_url + "/hook",
         "condition": {"kind": "threshold", "metric": "ttft_ms", "op": "above", "value": 0},
     }),
     ("GET", "/api/alerts"): (_none, lambda s: None),
@@ -200,6 +201,15 @@ class Scenario:
                 answer = self._route(method, path, sample)
                 self._remember(method, path, answer)
 
+    def failed_login(self) -> None:
+        """A wrong password: the login throttle counts it (an UpdateItem per key)."""
+        with self._as("api_handler"):
+            body = json.dumps({"email": "admin@example.com", "password": "wrong-password"}).encode()
+            response = self.client.http.request(
+                "POST", "/api/auth/login", headers={"content-type": "application/json"}, body=body
+            )
+        assert response.status_code == 401, response.body
+
     def trigger(self) -> None:
         """One more job of the schedule, through the API."""
         self.api({TRIGGER: ROUTES_BEFORE_RUNS[TRIGGER]})
@@ -274,6 +284,7 @@ def exercise(scenario: Scenario, lambda_invokes) -> None:
 
     # A live connection first, so the API's job events have somewhere to go.
     scenario.api({k: v for k, v in ROUTES_BEFORE_RUNS.items() if k[1].startswith("/api/auth/")})
+    scenario.failed_login()
     state.live_connection = "live-" + uuid.uuid4().hex[:8]
     assert scenario.ws_connect(state.live_connection)["statusCode"] == 200
     scenario.api({k: v for k, v in ROUTES_BEFORE_RUNS.items() if not k[1].startswith("/api/auth/")})
