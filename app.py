@@ -196,6 +196,7 @@ def update_schedule(schedule_id):
 @route("/api/schedules/{schedule_id}", methods=["DELETE"])
 def delete_schedule(schedule_id):
     schedules.delete(user_id(), schedule_id)
+    alerts.forget_schedule(user_id(), schedule_id)  # its rules watch nothing any more
     return ok()
 
 

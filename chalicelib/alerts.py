@@ -196,6 +196,21 @@ def delete(user_id: str, alert_id: str) -> None:
         raise _not_found(alert_id)
 
 
+def forget_schedule(user_id: str, schedule_id: str) -> int:
+    """Delete the rules that watch a deleted schedule (they could never fire again, and
+    would still count toward the user's limit); how many were deleted."""
+    gone = 0
+    for rule in rules_of(user_id):
+        if rule.schedule_id != schedule_id:
+            continue
+        try:
+            delete(user_id, rule.alert_id)
+            gone += 1
+        except NotFound:
+            pass  # deleted meanwhile: by the user, or a concurrent delete of the schedule
+    return gone
+
+
 def to_public(item: AlertModel) -> dict[str, Any]:
     state = item.state.as_dict() if isinstance(item.state, MapAttribute) else dict(item.state or {})
     return {

@@ -227,6 +227,21 @@ def test_delete_forgets_the_rule_once(alice):
     assert alice.get("/api/alerts")[1] == {"alerts": []}
 
 
+def test_deleting_a_schedule_deletes_its_rules_and_gives_their_places_back(alice, schedule_of, monkeypatch):
+    monkeypatch.setenv("ALERT_MAX_RULES", "3")
+    doomed, kept = schedule_of(alice), schedule_of(alice)
+    alice.post("/api/alerts", rule(schedule_id=doomed, name="doomed 1"))
+    alice.post("/api/alerts", rule(schedule_id=doomed, name="doomed 2"))
+    alice.post("/api/alerts", rule(schedule_id=kept, name="kept"))
+
+    assert alice.delete(f"/api/schedules/{doomed}") == (200, {"status": "ok"})
+
+    assert [a["name"] for a in alice.get("/api/alerts")[1]["alerts"]] == ["kept"]
+    assert alice.post("/api/alerts", rule(name="everywhere"))[0] == 200
+    assert alice.post("/api/alerts", rule(name="and another"))[0] == 200
+    assert alice.post("/api/alerts", rule(name="one too many"))[0] == 409
+
+
 def test_the_list_can_be_narrowed_to_one_schedule(alice, schedule_of):
     first, second = schedule_of(alice), schedule_of(alice)
     alice.post("/api/alerts", rule(schedule_id=first, name="first"))
