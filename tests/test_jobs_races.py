@@ -90,16 +90,16 @@ def run_lifecycles(total: int, threads: int, users: list[str]) -> tuple[Observer
     return observer, created
 
 
-def test_eight_threads_200_jobs_never_exceed_the_limit_and_all_end(events, monkeypatch):
-    monkeypatch.setenv("MAX_WAITING_JOBS_PER_USER", "200")  # threads queue jobs faster than 2 run
+def test_eight_threads_80_jobs_never_exceed_the_limit_and_all_end(events, monkeypatch):
+    monkeypatch.setenv("MAX_WAITING_JOBS_PER_USER", "80")  # threads queue jobs faster than 2 run
     allow(USER, 2)
-    observer, created = run_lifecycles(200, 8, [USER])
-    assert len(created) == 200
+    observer, created = run_lifecycles(80, 8, [USER])
+    assert len(created) == 80
     assert max(observer.max_running.values()) <= 2
     assert observer.max_active[USER] == 2  # the limit was reached (the test is not vacuous) ...
     assert {status_of(job_id) for job_id in created} == {"done"}  # ... and nobody was stranded
     assert slot(USER)["active"] == 0 and slot(USER)["queued"] == 0 and slot(USER)["waiting"] == 0
-    assert len(events.messages("job_completed")) == 200
+    assert len(events.messages("job_completed")) == 80
 
 
 def test_users_racing_do_not_block_each_other(events):
