@@ -19,24 +19,31 @@ from pydantic import AfterValidator
 T = TypeVar("T")
 
 
+MAX_CURSOR_CHARS = 512  # far more than any key this API pages by
+
+
 def encode(key: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"k": key}).encode()).decode().rstrip("=")
 
 
+def decode(cursor: str, pattern: re.Pattern[str]) -> str:
+    """The sort key a cursor holds, which must match `pattern`; `ValueError` for anything
+    this API did not give out."""
+    try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))["k"]
+        if not isinstance(key, str) or not pattern.fullmatch(key):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError, RecursionError):
+        raise ValueError("not a cursor this API gave out") from None
+    return key
+
+
 def key_in(pattern: re.Pattern[str]) -> AfterValidator:
     """A validator turning a cursor into the sort key it holds, which must match `pattern`."""
-
-    def decode(cursor: str) -> str:
-        try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            key = json.loads(base64.urlsafe_b64decode(padded.encode()))["k"]
-            if not isinstance(key, str) or not pattern.fullmatch(key):
-                raise ValueError
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
-            raise ValueError("not a cursor this API gave out") from None
-        return key
-
-    return AfterValidator(decode)
+    return AfterValidator(lambda cursor: decode(cursor, pattern))
 
 
 def page(items: Iterable[T], limit: int, key: Callable[[T], str]) -> tuple[list[T], str | None]:

@@ -14,9 +14,6 @@ DynamoDB filter expressions on attributes written with the run.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 
-from chalicelib import clock, config, response_size, schedules, summaries, writes
+from chalicelib import clock, config, cursors, response_size, schedules, summaries, writes
 from chalicelib.errors import NotFound
 from chalicelib.tables import RunModel
 
@@ -385,20 +382,12 @@ def _scheduled_id(run: RunModel) -> str | None:
 
 
 def encode_cursor(run_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"r": run_id}).encode()).decode().rstrip("=")
+    return cursors.encode(run_id)
 
 
 def cursor_run_id(cursor: str) -> str:
-    """The run id a cursor holds. Only a run id: the user is always the caller, so a cursor
-    copied from another user's answer pages through the caller's own runs, never theirs."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        run_id = json.loads(base64.urlsafe_b64decode(padded.encode()))["r"]
-        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-            raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise ValueError("not a cursor this API gave out") from None
-    return run_id
+    """The run id a cursor holds (`ValueError` for anything this API did not give out)."""
+    return cursors.decode(cursor, _RUN_ID)
 
 
 def _not_found(run_id: str) -> NotFound:

@@ -6,14 +6,10 @@ everything a client that knows nothing of paging used to get) and what a cursor'
 like. `take` cuts the page, also by size: a page stops before `PAGE_BYTES` of JSON (Lambda
 answers at most 6 MB, and 200 schedules with 50,000-character prompts would be 10 MB).
 
-A cursor is opaque to clients: base64url of `{"k": <the last key of the page>}`. It holds
-only a key of the caller's own items, and the user is always the caller, so a cursor
-copied from another user's answer pages through the caller's own items, never theirs.
+Cursors are `chalicelib.cursors`' (opaque, holding only a sort key of the caller's own items).
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from typing import Annotated, Any, Callable, ClassVar, Iterable
@@ -21,8 +17,9 @@ from typing import Annotated, Any, Callable, ClassVar, Iterable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from chalicelib import cursors
+
 PAGE_BYTES = 4 * 1024 * 1024
-_MAX_CURSOR_CHARS = 512
 
 Item = dict[str, Any]
 
@@ -60,16 +57,7 @@ class PageQuery(BaseModel):
     @classmethod
     def key_of(cls, cursor: str) -> str:
         """The key a cursor holds; `ValueError` for anything this API did not give out."""
-        try:
-            if len(cursor) > _MAX_CURSOR_CHARS:
-                raise ValueError
-            padded = cursor + "=" * (-len(cursor) % 4)
-            key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))["k"]
-            if not isinstance(key, str) or not cls.KEY.fullmatch(key):
-                raise ValueError
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError, RecursionError):
-            raise ValueError("not a cursor this API gave out") from None
-        return key
+        return cursors.decode(cursor, cls.KEY)
 
     def size(self) -> int:
         return self.limit or self.most()
@@ -77,10 +65,6 @@ class PageQuery(BaseModel):
     def after(self) -> str | None:
         """The key the page starts after (None: from the start)."""
         return self.key_of(self.cursor) if self.cursor is not None else None
-
-
-def cursor_for(key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"k": key}).encode()).decode().rstrip("=")
 
 
 def take(items: Iterable[Item], limit: int, key: Callable[[Item], str]) -> tuple[list[Item], str | None]:
@@ -92,7 +76,7 @@ def take(items: Iterable[Item], limit: int, key: Callable[[Item], str]) -> tuple
     for item in items:
         cost = len(json.dumps(item, default=str))
         if len(page) == limit or (page and used + cost > PAGE_BYTES):
-            return page, cursor_for(key(page[-1]))
+            return page, cursors.encode(key(page[-1]))
         page.append(item)
         used += cost
     return page, None

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import socket
-import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 from urllib.parse import urlsplit
 
 from chalicelib import config, user_providers
+from chalicelib.providers.cutoff import Cutoff
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -138,7 +137,7 @@ def _attempt(
     import httpx
 
     left = max(0.001, until - time.monotonic())
-    cutoff = _Cutoff(until)
+    cutoff = Cutoff(until)
     try:
         request = client.build_request(
             "POST", url, content=body, headers=headers,
@@ -158,55 +157,6 @@ def _attempt(
         return status, f"HTTP {status} (redirects are not followed)", False
     retry = status >= 500 or status in _RETRYABLE_STATUS
     return status, f"HTTP {status}", retry
-
-
-class _Cutoff:
-    """Ends an attempt at `until`, even while a read is blocked.
-
-    httpx's timeouts bound each read, not the attempt, so an answer trickled a byte at a
-    time could hold a delivery for minutes. httpcore reports each connection it opens to
-    the request's `trace` extension; the timer shuts that socket down (`shutdown` wakes a
-    blocked `recv`, `close` would not) when the time is up.
-    """
-
-    def __init__(self, until: float):
-        self.fired = False
-        self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._done = False
-        self._timer = threading.Timer(max(0.0, until - time.monotonic()), self._fire)
-        self._timer.daemon = True
-
-    def trace(self, name: str, info: dict[str, Any]) -> None:
-        if name not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            return
-        stream = info.get("return_value")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if isinstance(sock, socket.socket):
-            with self._lock:
-                self._sock = sock
-            if self._done:
-                self._fire()
-
-    def __enter__(self) -> _Cutoff:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._timer.cancel()
-        with self._lock:
-            self._sock = None
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._done = True
-            if self._sock is None:
-                return
-            self.fired = True
-            try:  # socket.socket.shutdown, not SSLSocket's, which drops its SSL object
-                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 # --- the connection: to vetted addresses only ------------------------------------------------

@@ -36,9 +36,10 @@ import): ``PROVIDER_CONNECT_TIMEOUT_S`` (10), ``PROVIDER_READ_TIMEOUT_S`` (60, t
 longest silence allowed between two reads), ``PROVIDER_TOTAL_TIMEOUT_S`` (300, one
 model); ``PROVIDER_MAX_EVENT_BYTES`` (1 MiB, one SSE line or event) and
 ``PROVIDER_MAX_RESPONSE_BYTES`` (32 MiB, one response body after decompression).
-The total timeout and the caller's ``deadline`` are enforced by a watchdog timer that
-shuts the socket down when they pass, so a stream that trickles one byte every 59 s
-still ends on time; both end as ``timeout``. A body or event over its cap ends as
+The total timeout and the caller's ``deadline`` are enforced by a :class:`.cutoff.Cutoff`
+that shuts the request's socket down when they pass (from the connect on, headers
+included), so a stream that trickles one byte every 59 s still ends on time; both end
+as ``timeout``. A body or event over its cap ends as
 ``bad_response``: whatever an endpoint sends, one model's run holds a bounded amount
 of memory and parses in time linear in what it received.
 
@@ -58,8 +59,6 @@ import logging
 import math
 import os
 import re
-import socket
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -68,6 +67,7 @@ from urllib.parse import quote
 from chalicelib.percentiles import percentile
 
 from .body import ACCEPT_ENCODING, body_pieces
+from .cutoff import Cutoff
 from .errors import BAD_RESPONSE, CANCELLED, NETWORK, TIMEOUT, ProviderError, classify_status
 from .sse import MAX_EVENT_BYTES, SSELimitExceeded, SSEParser
 
@@ -330,53 +330,6 @@ def _transport_error(exc: BaseException, timeouts: ProviderTimeouts) -> Provider
     return ProviderError(NETWORK, f"{type(exc).__name__}: {detail}")
 
 
-# ---------------------------------------------------------------------- watchdog
-
-
-class _Watchdog:
-    """Ends a stream at an absolute deadline, even while a read is blocked.
-
-    httpx applies its read timeout per read, so a stream that keeps trickling data
-    could outlive the total timeout or the caller's deadline indefinitely. The timer
-    thread shuts the socket down (``shutdown`` wakes a blocked ``recv``; ``close``
-    would not), and ``fired`` tells ``run_model`` the resulting error is a timeout.
-    """
-
-    def __init__(self, at: float) -> None:
-        self.at = at
-        self.fired = False
-        self._lock = threading.Lock()
-        self._done = False
-        self._sock: socket.socket | None = None
-        self._timer: threading.Timer | None = None
-
-    def arm(self, response: "httpx.Response") -> None:
-        stream = response.extensions.get("network_stream")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if not isinstance(sock, socket.socket):
-            return  # unknown transport: httpx's own timeouts still bound each read
-        self._sock = sock
-        self._timer = threading.Timer(max(0.0, self.at - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._done or self._sock is None:
-                return
-            self.fired = True
-            try:  # socket.socket.shutdown, not SSLSocket's, which drops its SSL object
-                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def disarm(self) -> None:
-        with self._lock:
-            self._done = True
-        if self._timer is not None:
-            self._timer.cancel()
-
-
 # ----------------------------------------------------------------------- metrics
 
 
@@ -615,6 +568,7 @@ def run_model(
         return fail(err)
 
     client: httpx.Client | None = None
+    cutoff = Cutoff(deadline_at)
     try:
         client = _new_client(url, connect_to)
         request = client.build_request(
@@ -628,6 +582,7 @@ def run_model(
                 write=min(timeouts.read_s, remaining),
                 pool=min(timeouts.connect_s, remaining),
             ),
+            extensions={"trace": cutoff.trace},
         )
     except Exception as exc:  # bad URL or address and the like: nothing was sent
         if client is not None:
@@ -636,34 +591,32 @@ def run_model(
 
     state = StreamState()
     stream = _Stream()
-    watchdog = _Watchdog(deadline_at)
     try:
-        t0 = time.perf_counter()
-        response = client.send(request, stream=True)
-        try:
-            watchdog.arm(response)
-            if response.status_code != 200:
-                raise _http_error(wire, response, limits)
-            content_type = response.headers.get("content-type", "").lower()
-            if content_type.startswith("application/json"):
-                head = _read_error_body(response, limits).decode("utf-8", "replace")
-                raise ProviderError(
-                    BAD_RESPONSE,
-                    f"expected a text/event-stream, got a non-streaming {content_type} answer: {head}",
-                )
-            _consume(response, wire, state, stream, should_stop, deadline_at, limits)
-            t_end = time.perf_counter()
-        finally:
-            watchdog.disarm()
-            response.close()
+        with cutoff:
+            t0 = time.perf_counter()
+            response = client.send(request, stream=True)
+            try:
+                if response.status_code != 200:
+                    raise _http_error(wire, response, limits)
+                content_type = response.headers.get("content-type", "").lower()
+                if content_type.startswith("application/json"):
+                    head = _read_error_body(response, limits).decode("utf-8", "replace")
+                    raise ProviderError(
+                        BAD_RESPONSE,
+                        f"expected a text/event-stream, got a non-streaming {content_type} answer: {head}",
+                    )
+                _consume(response, wire, state, stream, should_stop, deadline_at, limits)
+                t_end = time.perf_counter()
+            finally:
+                response.close()
     except ProviderError as err:
-        if watchdog.fired and err.error_type in (NETWORK, BAD_RESPONSE):
+        if cutoff.fired and err.error_type in (NETWORK, BAD_RESPONSE):
             err = ProviderError(TIMEOUT, deadline_reason)
         return fail(err)
     except _DeadlineReached:
         return fail(ProviderError(TIMEOUT, deadline_reason))
     except (httpx.HTTPError, OSError) as exc:
-        if watchdog.fired or (
+        if cutoff.fired or (
             isinstance(exc, httpx.ReadTimeout) and time.monotonic() >= deadline_at - 0.01
         ):
             return fail(ProviderError(TIMEOUT, deadline_reason))

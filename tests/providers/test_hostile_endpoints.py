@@ -245,3 +245,41 @@ def test_deeply_nested_json_is_a_bad_response_not_a_crash(status):
         result = run_model(target(srv.url), SETTINGS, KEY)
     assert result["success"] is False
     assert result["error_type"] == ("bad_response" if status == 200 else "http_500")
+
+
+def test_headers_trickled_a_byte_at_a_time_end_at_the_total_timeout(monkeypatch):
+    """httpx's timeouts bound each read; the cutoff bounds the whole request from the
+    connect on, so a server that never finishes its headers cannot hold a model."""
+    import socket
+    import threading
+    import time
+
+    monkeypatch.setenv("PROVIDER_TOTAL_TIMEOUT_S", "1")
+    monkeypatch.setenv("PROVIDER_READ_TIMEOUT_S", "5")
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(100):  # 10 s of header bytes, unless the client hangs up
+                if stop.wait(0.1):
+                    return
+                try:
+                    conn.sendall(b"X")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    try:
+        result = run_model(target(url), SETTINGS, KEY)
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert result["error_type"] == "timeout", result["error"]
+    assert "PROVIDER_TOTAL_TIMEOUT_S" in result["error"]
