@@ -23,13 +23,12 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import DoesNotExist
-from pynamodb.expressions.condition import Condition as WriteCondition
 
-from chalicelib import alert_delivery, catalog, clock, config, keys, schedules, user_providers, webhooks, writes
+from chalicelib import alert_delivery, catalog, clock, config, keys, quotas, schedules, user_providers, webhooks, writes
 from chalicelib.alert_rules import Condition, from_stored
 from chalicelib.catalog import ProviderInfo
-from chalicelib.errors import ApiError, Conflict, NotFound, TooManyRequests, Unprocessable, invalid
-from chalicelib.tables import RULE_COUNTER, AlertModel
+from chalicelib.errors import ApiError, NotFound, TooManyRequests, Unprocessable, invalid
+from chalicelib.tables import AlertModel
 
 ANY_MODEL = "*"
 SECRET_PREFIX = "whsec_"
@@ -40,10 +39,6 @@ ScheduleId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=user_providers.MAX_URL_CHARS)]
 WebhookFormat = Literal["json", "slack"]
-
-
-def max_rules() -> int:
-    return config.int_setting("ALERT_MAX_RULES", 100)
 
 
 def test_cooldown_s() -> int:
@@ -114,23 +109,15 @@ def create(user_id: str, body: AlertCreate) -> tuple[dict[str, Any], str]:
         created_at=now,
         updated_at=now,
     )
-    failed = (
-        writes.Tx()
-        .update("count", AlertModel(user_id, RULE_COUNTER), [AlertModel.rule_count.add(1)], _room_for_one_more())
-        .put("rule", item, AlertModel.alert_id.does_not_exist())
-        .commit()
-    )
-    if failed:
-        raise Conflict(
-            f"At most {max_rules()} alert rules per user (ALERT_MAX_RULES): delete one first",
-            {"limit": {"max_rules": max_rules()}},
-        )
+    tx = writes.Tx().put("rule", item, AlertModel.alert_id.does_not_exist())
+    if quotas.ALERT_RULES.take(tx, user_id).commit():
+        raise quotas.ALERT_RULES.exceeded()
     return to_public(item), secret
 
 
 def rules_of(user_id: str) -> list[AlertModel]:
     """Every rule of the user, newest first (consistent: a rule saved just now counts)."""
-    items = AlertModel.query(user_id, AlertModel.alert_id > RULE_COUNTER, consistent_read=True)
+    items = AlertModel.query(user_id, consistent_read=True)
     return sorted(items, key=lambda item: item.created_at, reverse=True)
 
 
@@ -186,13 +173,8 @@ def delete(user_id: str, alert_id: str) -> None:
     history until they expire."""
     if not _ALERT_ID.fullmatch(alert_id):
         raise _not_found(alert_id)
-    failed = (
-        writes.Tx()
-        .delete("rule", AlertModel(user_id, alert_id), _EXISTS)
-        .update("count", AlertModel(user_id, RULE_COUNTER), [AlertModel.rule_count.add(-1)])
-        .commit()
-    )
-    if failed:
+    tx = writes.Tx().delete("rule", AlertModel(user_id, alert_id), _EXISTS)
+    if quotas.ALERT_RULES.give_back(tx, user_id).commit():
         raise _not_found(alert_id)
 
 
@@ -335,11 +317,6 @@ def _secret_context(user_id: str, alert_id: str) -> dict[str, str]:
 
 # The rules of the rules' writes.
 _EXISTS = AlertModel.alert_id.exists()
-
-
-def _room_for_one_more() -> WriteCondition:
-    """The counter's rule (its limit is read from the setting each time)."""
-    return AlertModel.rule_count.does_not_exist() | (AlertModel.rule_count < max_rules())
 
 
 def _not_found(alert_id: str) -> ApiError:

@@ -1,7 +1,7 @@
 """Per-user caps on what a user can create, kept by DynamoDB conditions.
 
 A user's count of each capped kind lives on their user item (`schedule_count`,
-`provider_count`). Each create is one transaction with `ADD count 1 IF count < cap` and
+`provider_count`, `alert_rule_count`). Each create is one transaction with `ADD count 1 IF count < cap` and
 each delete one with `ADD count -1`, so concurrent creates can never pass the cap (a count
 read before the write could), and nothing is counted that was not written.
 
@@ -9,6 +9,7 @@ read before the write could), and nothing is counted that was not written.
 |---|---|---|
 | schedules | `MAX_SCHEDULES_PER_USER` | 200 |
 | own providers | `MAX_PROVIDERS_PER_USER` | 50 |
+| alert rules | `ALERT_MAX_RULES` | 100 |
 
 (Models per provider, `MAX_MODELS_PER_PROVIDER`, are a list inside the provider item: a
 body limit, checked by `user_providers.ProviderBody`.)
@@ -58,6 +59,7 @@ class Cap:
 
 SCHEDULES = Cap("schedules", "MAX_SCHEDULES_PER_USER", 200, UserModel.schedule_count)
 PROVIDERS = Cap("providers", "MAX_PROVIDERS_PER_USER", 50, UserModel.provider_count)
+ALERT_RULES = Cap("alert rules", "ALERT_MAX_RULES", 100, UserModel.alert_rule_count)
 
 
 def max_models_per_provider() -> int:

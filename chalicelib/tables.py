@@ -114,6 +114,7 @@ class UserModel(_Table):
     # (`chalicelib.quotas`), so a cap is a condition, not a count read before the write.
     schedule_count = NumberAttribute(null=True)
     provider_count = NumberAttribute(null=True)
+    alert_rule_count = NumberAttribute(null=True)
 
 
 # --- provider keys and user-defined providers ---------------------------------------------
@@ -377,8 +378,7 @@ class ConnectionModel(_Table):
 
 
 class AlertModel(_Table):
-    """A user's alert rule. One more item per user, under `RULE_COUNTER`, counts them: it
-    holds only `rule_count` and is only ever updated, never saved or read as a rule.
+    """A user's alert rule (counted on the user item: `quotas.ALERT_RULES`).
 
     `state` maps each model the rule has judged to "ok" or "firing"; a change is a
     conditional update on the state seen, so a transition happens once."""
@@ -400,11 +400,8 @@ class AlertModel(_Table):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     last_test_at = UnicodeAttribute(null=True)
-    rule_count = NumberAttribute(null=True)  # on the counter item only
 
 
-# Sorts before every alert id (hex), so a query for `alert_id > RULE_COUNTER` lists rules only.
-RULE_COUNTER = "#rules"
 
 
 class AlertEventsByAlert(GlobalSecondaryIndex):

@@ -12,7 +12,7 @@ import pytest
 from chalicelib import alert_eval, alerts, config, keys
 from chalicelib.alert_rules import Condition
 from chalicelib.errors import NotFound
-from chalicelib.tables import RULE_COUNTER, AlertModel
+from chalicelib.tables import AlertModel, UserModel
 from tests.alerting import Receiver, result, save_run
 
 THRESHOLD = {"kind": "threshold", "metric": "ttft_ms", "op": "above", "value": 300}
@@ -179,12 +179,12 @@ def test_another_users_rule_is_not_found_for_every_verb(alice, bob):
     assert bob.post(f"/api/alerts/{alert_id}/test")[0] == 404
     assert bob.get(f"/api/alerts/events?alert_id={alert_id}")[0] == 404
     assert alice.get("/api/alerts")[1]["alerts"][0]["name"] == "slow first token"
-    for bad in ("x" * 2000, "%23rules", RULE_COUNTER.lstrip("#")):
+    for bad in ("x" * 2000, "%23rules", "rules"):
         assert alice.put(f"/api/alerts/{bad}", {"name": "n"})[0] == 404
         assert alice.delete(f"/api/alerts/{bad}")[0] == 404
-    for call in (alerts.get, alerts.delete, alerts.send_test):  # the counter item is no rule
+    for call in (alerts.get, alerts.delete, alerts.send_test):
         with pytest.raises(NotFound):
-            call(alice.id, RULE_COUNTER)
+            call(alice.id, "0" * 32)
 
 
 def test_update_changes_any_subset_and_a_new_condition_starts_the_rule_over(alice, clock):
@@ -239,7 +239,7 @@ def test_deleting_a_schedule_deletes_its_rules_and_gives_their_places_back(alice
     assert [a["name"] for a in alice.get("/api/alerts")[1]["alerts"]] == ["kept"]
     assert alice.post("/api/alerts", rule(name="everywhere"))[0] == 200
     assert alice.post("/api/alerts", rule(name="and another"))[0] == 200
-    assert alice.post("/api/alerts", rule(name="one too many"))[0] == 409
+    assert alice.post("/api/alerts", rule(name="one too many"))[0] == 422
 
 
 def test_the_list_can_be_narrowed_to_one_schedule(alice, schedule_of):
@@ -258,13 +258,13 @@ def test_the_list_can_be_narrowed_to_one_schedule(alice, schedule_of):
 # --- the limit -------------------------------------------------------------------------------
 
 
-def test_the_rule_limit_is_a_409_and_a_delete_makes_room(alice, monkeypatch):
+def test_the_rule_limit_is_a_422_naming_it_and_a_delete_makes_room(alice, monkeypatch):
     monkeypatch.setenv("ALERT_MAX_RULES", "3")
     ids = [alice.post("/api/alerts", rule())[1]["id"] for _ in range(3)]
 
     status, data = alice.post("/api/alerts", rule())
-    assert status == 409 and data["detail"] == {"limit": {"max_rules": 3}}
-    assert "3" in data["error"]
+    assert status == 422 and data["detail"][0]["field"] == "alert rules"
+    assert data["detail"][0]["limit"] == {"max": 3} and "ALERT_MAX_RULES" in data["error"]
     alice.delete(f"/api/alerts/{ids[0]}")
     assert alice.post("/api/alerts", rule())[0] == 200
     assert len(alice.get("/api/alerts")[1]["alerts"]) == 3
@@ -290,9 +290,9 @@ def test_concurrent_creates_never_pass_the_limit(aws, monkeypatch):
     for thread in threads:
         thread.join()
 
-    assert sorted(outcomes) == ["Conflict"] * 7 + ["created"] * 5
+    assert sorted(outcomes) == ["Unprocessable"] * 7 + ["created"] * 5
     assert len(alerts.rules_of("u-race")) == 5
-    assert AlertModel.get("u-race", RULE_COUNTER, consistent_read=True).rule_count == 5
+    assert UserModel.get("u-race", consistent_read=True).alert_rule_count == 5
 
 
 # --- a test delivery ---------------------------------------------------------------------------

@@ -252,7 +252,6 @@ def test_headers_trickled_a_byte_at_a_time_end_at_the_total_timeout(monkeypatch)
     connect on, so a server that never finishes its headers cannot hold a model."""
     import socket
     import threading
-    import time
 
     monkeypatch.setenv("PROVIDER_TOTAL_TIMEOUT_S", "1")
     monkeypatch.setenv("PROVIDER_READ_TIMEOUT_S", "5")
