@@ -61,7 +61,9 @@ function wire() {
   wireHistory();
   wireSettings();
   jobs.wireWidget();
-  $("#sign-out").addEventListener("click", () => signOut());
+  // Logout ends the token on the server (every token of the user, and their sockets), not
+  // only in this tab; the tab signs out whatever the server answered.
+  $("#sign-out").addEventListener("click", () => api("POST", "api/auth/logout").catch(() => {}).finally(() => signOut()));
   $(".skip-link").addEventListener("click", (event) => {
     event.preventDefault(); // a hash of its own would leave the page's route
     $("#main").focus();
@@ -77,8 +79,6 @@ function wire() {
 wire();
 if (session.token) {
   $("#account-email").textContent = session.email;
-  // The socket's URL holds the token and the browser logs a refused handshake with its URL:
-  // connect only once the REST API has accepted the stored token (a stale one signs out).
-  api("GET", "api/jobs?limit=1").then(goLive, () => {});
+  goLive(); // a stale token is refused at the ticket, which signs out
 }
 route();

@@ -1,6 +1,8 @@
 /* The WebSocket: exponential backoff, a `sync` on every (re)connect, a ping against API
- * Gateway's idle timeout, and REST polling while it is down. Its URL holds the token, so it
- * is built in `socketUrl` only and never logged. */
+ * Gateway's idle timeout, and REST polling while it is down. Each connect asks the REST API
+ * for a one-time ticket (POST api/ws-ticket, valid 30 s): the token itself never goes into a
+ * URL, where proxies, access logs and the browser's console would keep it. */
+import { api } from "./api.js";
 import { session } from "./session.js";
 
 const PING_MS = 5 * 60 * 1000; // API Gateway drops a socket idle for 10 minutes
@@ -15,11 +17,12 @@ let pingTimer = null;
 let pollTimer = null;
 let handlers = { message() {}, status() {}, poll() {} };
 
-function socketUrl() {
-  const config = window.BENCH_CONFIG || {};
-  let base = config.wsUrl;
-  if (!base) base = (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.hostname + ":8502/api";
-  return base + (base.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(session.token);
+/** The socket's URL with a fresh ticket; null when the server names no WebSocket URL. */
+async function socketUrl() {
+  const base = (window.BENCH_CONFIG || {}).wsUrl;
+  if (!base) return null;
+  const { ticket } = await api("POST", "api/ws-ticket");
+  return base + (base.includes("?") ? "&" : "?") + "ticket=" + encodeURIComponent(ticket);
 }
 
 /** handlers: message(event object), status(state, note), poll() */
@@ -45,11 +48,15 @@ export function stopLive() {
   handlers.status("offline", "");
 }
 
-function connect() {
+async function connect() {
   if (!wanted || !session.token) return;
   handlers.status("connecting", attempt ? "Reconnecting…" : "Connecting…");
+  let url;
   try {
-    socket = new WebSocket(socketUrl());
+    url = await socketUrl();
+    if (!url) { handlers.status("offline", "Live updates are not configured: progress is polled."); return; }
+    if (!wanted) return; // signed out while the ticket was on its way
+    socket = new WebSocket(url);
   } catch (err) {
     scheduleRetry();
     return;

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+# The browser tests' fixtures (stack, browser, open_page), for every module of this folder.
+from tests.e2e.browser import browser, open_page, stack  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "local stack is up"
 START_TIMEOUT_S = 60.0
@@ -162,12 +165,12 @@ class LocalStack:
 def local_stack(tmp_path_factory):
     """The running dev stack (see `LocalStack`); always stopped when the session ends."""
     directory = tmp_path_factory.mktemp("devstack")
-    stack = LocalStack(state_dir=directory / "state", log_path=directory / "devstack.log")
+    running = LocalStack(state_dir=directory / "state", log_path=directory / "devstack.log")
     try:
-        stack.start()
-        yield stack
+        running.start()
+        yield running
     finally:
         try:
-            stack.stop()
+            running.stop()
         finally:
-            stack.kill()
+            running.kill()
