@@ -31,6 +31,8 @@ _JS = "text/javascript; charset=utf-8"
 ASSETS: dict[str, str] = {
     "index.html": "text/html; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "trends.css": "text/css; charset=utf-8",
+    "monitor.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml; charset=utf-8",
     # ES modules, one concern each; app.js is the entry point and imports the others.
     "app.js": _JS,
@@ -48,11 +50,14 @@ ASSETS: dict[str, str] = {
     "session.js": _JS,
     "status.js": _JS,
     "toasts.js": _JS,
+    "view-alerts.js": _JS,
     "view-auth.js": _JS,
+    "view-benchmark.js": _JS,
     "view-history.js": _JS,
     "view-schedule-dialog.js": _JS,
     "view-schedules.js": _JS,
     "view-settings.js": _JS,
+    "view-trends.js": _JS,
 }
 CONFIG_NAME = "config.js"
 CONFIG_TYPE = "text/javascript; charset=utf-8"

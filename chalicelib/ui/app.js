@@ -17,10 +17,16 @@ import { refreshSchedules, renderSchedules, runNow, schedulesView } from "./view
 import { onScheduleSaved, openScheduleDialog, wireScheduleDialog } from "./view-schedule-dialog.js";
 import { historyView, refreshHistory, wireHistory } from "./view-history.js";
 import { settingsView, wireSettings } from "./view-settings.js";
+import { benchmarkView } from "./view-benchmark.js";
+import { trendsView } from "./view-trends.js";
+import { alertsView } from "./view-alerts.js";
 import { api } from "./api.js";
 
 registerView("schedules", schedulesView);
+registerView("benchmark", benchmarkView);
+registerView("trends", trendsView);
 registerView("history", historyView);
+registerView("alerts", alertsView);
 registerView("settings", settingsView);
 
 function goLive() {
