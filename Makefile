@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest-xdist workers for `make test` (written for 2 cores; 0 runs the suite in one process)
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
 .PHONY: run test setup bench clean chromium package deploy deploy-prerequisites
@@ -20,7 +22,7 @@ run: $(STAMP)
 
 test: $(STAMP) chromium
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The UI's browser test drives Debian's Chromium; install it when missing and we may.
 chromium:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,17 @@ _ENV = {
     "JWT_SECRET": "test-secret-that-is-long-enough-for-hs256",
 }
 _DROP = ("AWS_PROFILE", "JWT_SECRET_ARN")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs two pytest-xdist workers (`--dist loadgroup`): each test file stays on
+    one worker, so its module fixtures (a browser, a seeded account) are built once, and all of
+    tests/deploy shares one worker and so one packaged bundle per stage."""
+    root = Path(config.rootpath)
+    for item in items:
+        where = Path(item.path).relative_to(root)
+        group = "tests/deploy" if where.parts[:2] == ("tests", "deploy") else where.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
