@@ -1,0 +1,189 @@
+"""Trends and the schedule list's health column, in headless Chromium against the local stack.
+
+One account for the module: a schedule of `demo/fast` and the keyless `openai/gpt-4o` (every
+run completes with errors: gpt-4o fails with `auth_failed`) run four times with "Run now",
+and a schedule that never ran. The four runs start within seconds, so the API's hourly
+buckets hold them in one point per model; the Trends view's "Each run" points (the runs
+themselves, `GET api/history`) draw four points per model and chart, 12 measured points on
+the three timing charts alone. Nothing is made up in the browser: every number shown is
+checked against the API's answer.
+
+Screenshots: `trends` and `schedules-health` at 1440×900 and 390×844 (test-artifacts/).
+"""
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from tests.e2e.browser import (
+    DESKTOP, KEYLESS_MODEL, PHONE, SIZES, assert_clickable, assert_fits, call, dismiss_toasts, register, shot, wait_for_job,
+)
+
+pytestmark = pytest.mark.timeout(180)
+RUNS = 4
+
+
+@pytest.fixture(scope="module")
+def seeded(stack):
+    account = register(stack)
+    watched = call(stack, "POST", "api/schedules", account.token, {
+        "name": "Provider watch", "models": ["demo/fast", KEYLESS_MODEL],
+        "prompt": "Say hello.", "max_tokens": 24, "interval_hours": 6,
+    })["schedule"]
+    quiet = call(stack, "POST", "api/schedules", account.token, {
+        "name": "Weekly check", "models": ["demo/fast"], "prompt": "Say hello.", "interval_hours": 168,
+    })["schedule"]
+    jobs = [call(stack, "POST", f"api/schedules/{watched['id']}/trigger", account.token)["job_id"] for _ in range(RUNS)]
+    for job_id in jobs:
+        job = wait_for_job(stack, account.token, job_id)
+        assert job["status"] == "done", job
+    runs = call(stack, "GET", f"api/history?schedule_id={watched['id']}&limit=10", account.token)["runs"]
+    assert len(runs) == RUNS and all(run["status"] == "partial" for run in runs), runs
+    return SimpleNamespace(account=account, watched=watched, quiet=quiet, runs=runs)
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms"
+
+
+def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(open_page, stack, seeded):
+    from playwright.sync_api import expect
+
+    token = seeded.account.token
+    page = open_page(DESKTOP, seeded.account)
+    page.goto(f"{stack.rest_url}/#/trends")
+    expect(page.get_by_test_id("trend-charts")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"#/trends\?range=7d$"))
+    # The range and the schedule are kept in the address.
+    page.get_by_test_id("range-24h").check()
+    page.get_by_test_id("trends-schedule").select_option(seeded.watched["id"])
+    expect(page).to_have_url(re.compile(rf"#/trends\?range=24h&schedule={seeded.watched['id']}$"))
+
+    # Hourly (automatic for 24 h): the API's buckets, each number as the API gives it.
+    stats = call(stack, "GET", f"api/stats?schedule_id={seeded.watched['id']}&since={seeded.runs[-1]['created_at']}&bucket=hour", token)
+    fast = next(m for m in stats["models"] if m["model"] == "demo/fast")
+    ttft = page.get_by_test_id("trend-ttft")
+    expect(ttft.get_by_test_id("trend-point")).to_have_count(len(fast["series"]))
+    expect(ttft.get_by_test_id("trend-failure")).to_have_count(len(fast["series"]))  # gpt-4o: every request failed
+    plot = ttft.locator(".trend-plot")
+    plot.focus()
+    page.keyboard.press("End")
+    tooltip = ttft.get_by_test_id("trend-tooltip")
+    expect(tooltip).to_be_visible()
+    latest = fast["series"][-1]
+    expect(tooltip.locator('[data-model="demo/fast"] [data-testid="tip-value"]')).to_have_text(_ms(latest["ttft_ms_p50"]))
+    expect(tooltip.locator(f'[data-model="{KEYLESS_MODEL}"] [data-testid="tip-failures"]')).to_have_text(f"{RUNS} of {RUNS} failed")
+    page.keyboard.press("Escape")
+    expect(tooltip).to_be_hidden()
+
+    # Each run: four points per model and chart.
+    page.get_by_test_id("trends-points").select_option("run")
+    expect(page).to_have_url(re.compile(r"&points=run$"))
+    points = page.get_by_test_id("trend-charts").get_by_test_id("trend-point")
+    expect(ttft.get_by_test_id("trend-point")).to_have_count(RUNS)
+    for chart in ("trend-speed", "trend-itl"):
+        expect(page.get_by_test_id(chart).get_by_test_id("trend-point")).to_have_count(RUNS)
+    assert points.count() >= 12
+    expect(ttft.get_by_test_id("trend-failure")).to_have_count(RUNS)
+
+    # The crosshair with the mouse: the point nearest the pointer, its exact values.
+    oldest = seeded.runs[-1]
+    first_fast = next(r for r in oldest["results"] if r["model"] == "demo/fast")
+    box = plot.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.12, box["y"] + box["height"] / 2)
+    expect(tooltip).to_be_visible()
+    expect(tooltip.locator('[data-model="demo/fast"] [data-testid="tip-value"]')).to_have_text(_ms(first_fast["ttft_ms"]))
+    expect(tooltip.locator(f'[data-model="{KEYLESS_MODEL}"] [data-testid="tip-failures"]')).to_have_text("1 of 1 failed")
+    # With the keyboard: arrow keys walk the points.
+    plot.focus()
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")
+    second_fast = next(r for r in seeded.runs[-2]["results"] if r["model"] == "demo/fast")
+    expect(tooltip.locator('[data-model="demo/fast"] [data-testid="tip-value"]')).to_have_text(_ms(second_fast["ttft_ms"]))
+    page.keyboard.press("Escape")
+
+    # A model toggled off leaves every chart; its failures stay marked.
+    toggle = page.locator(f'[data-testid="model-toggle"][data-model="demo/fast"]')
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    expect(page.locator('[data-testid="trend-series"][data-model="demo/fast"]')).to_have_count(0)
+    expect(points).to_have_count(0)
+    expect(ttft.get_by_test_id("trend-failure")).to_have_count(RUNS)
+    toggle.click()
+    expect(ttft.get_by_test_id("trend-point")).to_have_count(RUNS)
+    expect(toggle).to_be_focused()
+
+    # The text alternative: one row per model.
+    summary = page.get_by_test_id("trends-summary")
+    fast_row = summary.locator('[data-testid="summary-row"][data-model="demo/fast"]')
+    expect(fast_row.locator('[data-label="Requests"]')).to_have_text(str(RUNS))
+    expect(fast_row.locator('[data-label="Success"]')).to_have_text("100%")
+    expect(summary.locator(f'[data-testid="summary-row"][data-model="{KEYLESS_MODEL}"] [data-label="Success"]')).to_have_text("0%")
+
+    dismiss_toasts(page)
+    assert_fits(page, "Trends")
+    assert_clickable(page.locator('[data-testid="model-toggle"], [data-testid="trends-range"] input, #trends-schedule, #trends-points'), "Trends control")
+    shot(page, "trends")
+
+    # Reload: the address brings the same view back.
+    page.reload()
+    expect(page.get_by_test_id("trends-points")).to_have_value("run")
+    expect(page.get_by_test_id("range-24h")).to_be_checked()
+    expect(ttft.get_by_test_id("trend-point")).to_have_count(RUNS)
+
+    # A custom range: a backwards one is refused next to the dates; an empty one says so.
+    page.get_by_test_id("range-custom").check()
+    page.get_by_test_id("trends-from").fill("2026-01-10")
+    page.get_by_test_id("trends-to").fill("2026-01-09")
+    page.get_by_test_id("trends-apply").click()
+    expect(page.locator("#trends-to-error")).to_have_text("Must be on or after the start date.")
+    page.get_by_test_id("trends-to").fill("2026-01-12")
+    page.get_by_test_id("trends-apply").click()
+    expect(page.get_by_test_id("trends-empty")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"range=custom&from=2026-01-10&to=2026-01-12"))
+    page.console.check(token)
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_schedule_list_shows_each_schedules_health_with_a_sparkline(open_page, stack, seeded, size):
+    from playwright.sync_api import expect
+
+    page = open_page(SIZES[size], seeded.account)
+    page.goto(f"{stack.rest_url}/#/schedules")
+    row = page.locator(f'[data-testid="schedule-row"][data-schedule-id="{seeded.watched["id"]}"]')
+    health = row.get_by_test_id("schedule-health")
+    expect(health).to_have_attribute("data-state", "done")
+    expect(health.get_by_test_id("run-status")).to_have_attribute("data-status", "partial")
+    expect(health.get_by_test_id("run-status")).to_have_text("Completed with errors")
+    latest = next(r for r in seeded.runs[0]["results"] if r["model"] == "demo/fast")
+    expect(health.get_by_test_id("health-ttft")).to_have_text(_ms(latest["ttft_ms"]))
+    expect(health.get_by_test_id("schedule-sparkline")).to_have_attribute("aria-label", re.compile(r"^TTFT p50 over 7 days: demo/fast [\d,]+ ms$"))
+    quiet = page.locator(f'[data-testid="schedule-row"][data-schedule-id="{seeded.quiet["id"]}"]')
+    expect(quiet.get_by_test_id("health-none")).to_have_text("No runs yet")
+
+    dismiss_toasts(page)
+    assert_fits(page, "Scheduling with health")
+    assert clickable_rows(page) == 2 * 4
+    shot(page, "schedules-health")
+
+    # The sparkline opens Trends for that schedule and the last 7 days.
+    row.locator("a.spark").click()
+    expect(page).to_have_url(re.compile(rf"#/trends\?range=7d&schedule={seeded.watched['id']}$"))
+    expect(page.get_by_test_id("trends-schedule")).to_have_value(seeded.watched["id"])
+    expect(page.get_by_test_id("trend-ttft")).to_be_visible()
+    if size == "phone":
+        assert_fits(page, "Trends")
+        assert_clickable(page.locator('[data-testid="model-toggle"], [data-testid="trends-range"] input, #trends-schedule, #trends-points'), "Trends control")
+        page.get_by_test_id("trend-ttft").locator(".trend-plot").focus()
+        expect(page.get_by_test_id("trend-ttft").get_by_test_id("trend-tooltip")).to_be_visible()
+        assert_fits(page, "Trends with a tooltip")
+        page.keyboard.press("Escape")
+        shot(page, "trends")
+    page.console.check(seeded.account.token)
+
+
+def clickable_rows(page) -> int:
+    return assert_clickable(page.locator('[data-testid="schedule-row"] button, [data-testid="schedule-row"] input'), "schedule control")
