@@ -10,12 +10,14 @@ import { fmtNum, isNum, plural } from "./format.js";
 import { niceTicks } from "./chart.js";
 import { fmtMetric, fmtMoney } from "./stats.js";
 
-const W = 640;
-const H = 240;
 const M = { top: 12, right: 18, bottom: 28, left: 58 };
+const PAD = 10; // the first and last points sit inside the plot, clear of the axis labels
 const HOUR = 3600 * 1000;
 
-export function trendChart({ metric, series, bucket, testId }) {
+/** `width`: the chart's width on screen in CSS pixels (its text is drawn at 1:1 there). */
+export function trendChart({ metric, series, bucket, testId, width = 640 }) {
+  const W = Math.round(Math.max(280, Math.min(720, width)));
+  const H = W < 480 ? 200 : 240;
   const at = (p) => p.values[metric.key] || {};
   const times = Array.from(new Set(series.flatMap((s) => s.points.map((p) => p.t)))).sort((a, b) => a - b);
   const tops = series.flatMap((s) => s.points.flatMap((p) => [at(p).p50, metric.band ? at(p).p90 : null])).filter(isNum);
@@ -23,7 +25,7 @@ export function trendChart({ metric, series, bucket, testId }) {
   const yMax = yTicks[yTicks.length - 1];
   const tMin = times[0];
   const tMax = times[times.length - 1];
-  const x = (t) => (tMax === tMin ? (M.left + W - M.right) / 2 : M.left + ((t - tMin) / (tMax - tMin)) * (W - M.left - M.right));
+  const x = (t) => (tMax === tMin ? (M.left + W - M.right) / 2 : M.left + PAD + ((t - tMin) / (tMax - tMin)) * (W - M.left - M.right - 2 * PAD));
   const y = (v) => H - M.bottom - (v / yMax) * (H - M.top - M.bottom);
 
   const grid = svg("g", { class: "grid" });
@@ -32,8 +34,11 @@ export function trendChart({ metric, series, bucket, testId }) {
     grid.appendChild(svg("line", { x1: M.left, x2: W - M.right, y1: y(v), y2: y(v) }));
     axis.appendChild(svg("text", { x: M.left - 8, y: y(v) + 4, "text-anchor": "end", text: tickLabel(metric, v) }));
   });
-  xTicks(tMin, tMax).forEach((t) => {
-    axis.appendChild(svg("text", { x: x(t), y: H - 8, "text-anchor": "middle", text: timeTick(t, tMax - tMin) }));
+  const ticks = xTicks(tMin, tMax, W < 480 ? 3 : 4);
+  ticks.forEach((t, i) => {
+    const anchor = ticks.length === 1 ? "middle" : i === 0 ? "start" : i === ticks.length - 1 ? "end" : "middle";
+    const at = anchor === "start" ? x(t) - PAD : anchor === "end" ? x(t) + PAD : x(t);
+    axis.appendChild(svg("text", { x: at, y: H - 8, "text-anchor": anchor, text: timeTick(t, tMax - tMin, bucket) }));
   });
 
   const bands = svg("g", { class: "bands" });
@@ -180,13 +185,15 @@ function tickLabel(metric, v) {
   return fmtNum(v, v < 10 && v % 1 ? 1 : 0);
 }
 
-function xTicks(tMin, tMax) {
+function xTicks(tMin, tMax, count) {
   if (tMax === tMin) return [tMin];
-  return [0, 1, 2, 3].map((i) => tMin + ((tMax - tMin) * i) / 3);
+  return Array.from({ length: count }, (_, i) => tMin + ((tMax - tMin) * i) / (count - 1));
 }
 
-function timeTick(t, span) {
+function timeTick(t, span, bucket) {
   const date = new Date(t);
+  if (bucket === "day" && (span === 0 || span >= 36 * HOUR)) return date.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  if (span === 0) return bucket === "hour" ? whenLabel(t, "hour") : date.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   if (span < 15 * 60 * 1000) return date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   if (span < 36 * HOUR) return date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
   return date.toLocaleDateString(undefined, { month: "short", day: "numeric" });

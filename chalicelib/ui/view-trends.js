@@ -264,8 +264,29 @@ function renderCharts() {
     box.replaceChildren(h("p", { class: "chart-empty", "data-testid": "trends-all-hidden" }, "Every model is hidden. Turn one on above."));
     return;
   }
-  box.replaceChildren(...METRICS.map((metric) => trendChart({ metric, series: visible, bucket, testId: "trend-" + metric.key })));
+  const width = chartWidth();
+  box.dataset.width = width;
+  box.replaceChildren(...METRICS.map((metric) => trendChart({ metric, series: visible, bucket, testId: "trend-" + metric.key, width })));
 }
+
+/** One chart's width: the box's, or half of it beside another (style.css: 2 columns above 900 px). */
+function chartWidth() {
+  const box = $("#trend-charts");
+  const columns = getComputedStyle(box).gridTemplateColumns.split(" ").filter(Boolean).length || 1;
+  const gap = parseFloat(getComputedStyle(box).columnGap) || 0;
+  return Math.floor((box.clientWidth - gap * (columns - 1)) / columns);
+}
+
+// Charts are drawn to their width (text at its size on a phone): redrawn when it changes.
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    const box = $("#trend-charts");
+    if (!box || box.closest("[hidden]") || !models.length) return;
+    if (Math.abs(chartWidth() - Number(box.dataset.width || 0)) > 24) renderCharts();
+  }, 150);
+});
 
 function renderSummary() {
   const pct = (v) => (isNum(v) ? fmtNum(v * 100, v === 1 || v === 0 ? 0 : 1) + "%" : "—");

@@ -1,11 +1,11 @@
 """Trends and the schedule list's health column, in headless Chromium against the local stack.
 
 One account for the module: a schedule of `demo/fast` and the keyless `openai/gpt-4o` (every
-run completes with errors: gpt-4o fails with `auth_failed`) run four times with "Run now",
-and a schedule that never ran. The four runs start within seconds, so the API's hourly
+run completes with errors: gpt-4o fails with `auth_failed`) run three times with "Run now",
+and a schedule that never ran. The three runs start within seconds, so the API's hourly
 buckets hold them in one point per model; the Trends view's "Each run" points (the runs
-themselves, `GET api/history`) draw four points per model and chart, 12 measured points on
-the three timing charts alone. Nothing is made up in the browser: every number shown is
+themselves, `GET api/history`) draw a point per run, model and chart: 3 × 4 = 12 points of
+`demo/fast`, and a red ring for each failed `gpt-4o` request. Nothing is made up in the browser: every number shown is
 checked against the API's answer.
 
 Screenshots: `trends` and `schedules-health` at 1440×900 and 390×844 (test-artifacts/).
@@ -22,11 +22,13 @@ from tests.e2e.browser import (
 )
 
 pytestmark = pytest.mark.timeout(180)
-RUNS = 4
+RUNS = 3
 
 
 @pytest.fixture(scope="module")
 def seeded(stack):
+    """The account and its schedules; the runs are started here and waited for by `ready`
+    (they run one after another while the browser starts)."""
     account = register(stack)
     watched = call(stack, "POST", "api/schedules", account.token, {
         "name": "Provider watch", "models": ["demo/fast", KEYLESS_MODEL],
@@ -36,23 +38,31 @@ def seeded(stack):
         "name": "Weekly check", "models": ["demo/fast"], "prompt": "Say hello.", "interval_hours": 168,
     })["schedule"]
     jobs = [call(stack, "POST", f"api/schedules/{watched['id']}/trigger", account.token)["job_id"] for _ in range(RUNS)]
-    for job_id in jobs:
-        job = wait_for_job(stack, account.token, job_id)
-        assert job["status"] == "done", job
-    runs = call(stack, "GET", f"api/history?schedule_id={watched['id']}&limit=10", account.token)["runs"]
-    assert len(runs) == RUNS and all(run["status"] == "partial" for run in runs), runs
-    return SimpleNamespace(account=account, watched=watched, quiet=quiet, runs=runs)
+    return SimpleNamespace(account=account, watched=watched, quiet=quiet, jobs=jobs, runs=None)
+
+
+def ready(stack, seeded) -> SimpleNamespace:
+    """The seeded runs, finished: newest first, each completed with errors."""
+    if seeded.runs is None:
+        for job_id in seeded.jobs:
+            job = wait_for_job(stack, seeded.account.token, job_id)
+            assert job["status"] == "done", job
+        runs = call(stack, "GET", f"api/history?schedule_id={seeded.watched['id']}&limit=10", seeded.account.token)["runs"]
+        assert len(runs) == RUNS and all(run["status"] == "partial" for run in runs), runs
+        seeded.runs = runs
+    return seeded
 
 
 def _ms(value: float) -> str:
     return f"{value:,.0f} ms"
 
 
-def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(open_page, stack, seeded):
+def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(seeded, open_page, stack):
     from playwright.sync_api import expect
 
     token = seeded.account.token
     page = open_page(DESKTOP, seeded.account)
+    ready(stack, seeded)
     page.goto(f"{stack.rest_url}/#/trends")
     expect(page.get_by_test_id("trend-charts")).to_be_visible()
     expect(page).to_have_url(re.compile(r"#/trends\?range=7d$"))
@@ -64,6 +74,7 @@ def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(
     # Hourly (automatic for 24 h): the API's buckets, each number as the API gives it.
     stats = call(stack, "GET", f"api/stats?schedule_id={seeded.watched['id']}&since={seeded.runs[-1]['created_at']}&bucket=hour", token)
     fast = next(m for m in stats["models"] if m["model"] == "demo/fast")
+    keyless = next(m for m in stats["models"] if m["model"] == KEYLESS_MODEL)["series"][-1]
     ttft = page.get_by_test_id("trend-ttft")
     expect(ttft.get_by_test_id("trend-point")).to_have_count(len(fast["series"]))
     expect(ttft.get_by_test_id("trend-failure")).to_have_count(len(fast["series"]))  # gpt-4o: every request failed
@@ -74,17 +85,18 @@ def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(
     expect(tooltip).to_be_visible()
     latest = fast["series"][-1]
     expect(tooltip.locator('[data-model="demo/fast"] [data-testid="tip-value"]')).to_have_text(_ms(latest["ttft_ms_p50"]))
-    expect(tooltip.locator(f'[data-model="{KEYLESS_MODEL}"] [data-testid="tip-failures"]')).to_have_text(f"{RUNS} of {RUNS} failed")
+    expect(tooltip.locator(f'[data-model="{KEYLESS_MODEL}"] [data-testid="tip-failures"]')).to_have_text(f"{keyless['failures']} of {keyless['n']} failed")
     page.keyboard.press("Escape")
     expect(tooltip).to_be_hidden()
 
-    # Each run: four points per model and chart.
+    # Each run: a point per run, model and chart: 3 runs × 4 charts = 12 points of demo/fast.
     page.get_by_test_id("trends-points").select_option("run")
     expect(page).to_have_url(re.compile(r"&points=run$"))
     points = page.get_by_test_id("trend-charts").get_by_test_id("trend-point")
     expect(ttft.get_by_test_id("trend-point")).to_have_count(RUNS)
     for chart in ("trend-speed", "trend-itl"):
         expect(page.get_by_test_id(chart).get_by_test_id("trend-point")).to_have_count(RUNS)
+    expect(page.get_by_test_id("trend-cost").get_by_test_id("trend-point")).to_have_count(RUNS)
     assert points.count() >= 12
     expect(ttft.get_by_test_id("trend-failure")).to_have_count(RUNS)
 
@@ -148,10 +160,11 @@ def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
-def test_schedule_list_shows_each_schedules_health_with_a_sparkline(open_page, stack, seeded, size):
+def test_schedule_list_shows_each_schedules_health_with_a_sparkline(seeded, open_page, stack, size):
     from playwright.sync_api import expect
 
     page = open_page(SIZES[size], seeded.account)
+    ready(stack, seeded)
     page.goto(f"{stack.rest_url}/#/schedules")
     row = page.locator(f'[data-testid="schedule-row"][data-schedule-id="{seeded.watched["id"]}"]')
     health = row.get_by_test_id("schedule-health")
