@@ -152,7 +152,7 @@ function tipContent(metric, series, t, bucket) {
     rows.push(h("div", { class: "tip-row", "data-testid": "tip-row", "data-model": s.model },
       h("i", { class: "swatch", style: { background: s.color }, "aria-hidden": "true" }),
       h("span", { class: "tip-model" }, s.model),
-      h("strong", { "data-testid": "tip-value" }, isNum(v.p50) ? fmtMetric(metric, v.p50) : "no value"),
+      h("strong", { "data-testid": "tip-value", class: isNum(v.p50) ? null : "tip-none" }, isNum(v.p50) ? fmtMetric(metric, v.p50) : p.failures === p.n ? "failed" : "—"),
       h("span", { class: "tip-detail" }, [detail, plural(p.n, "request")].filter(Boolean).join(" · ")),
       p.failures ? h("span", { class: "tip-fail", "data-testid": "tip-failures" }, p.failures + " of " + p.n + " failed") : null));
   });

@@ -141,7 +141,12 @@ function isoDate(date) {
 
 // --- loading ------------------------------------------------------------------------------------
 
-async function load() {
+/** Read the statistics again in place (a run ended): no loading state, toggles kept. */
+export function refreshTrends() {
+  return load({ quiet: true });
+}
+
+async function load({ quiet = false } = {}) {
   const seq = ++loadSeq;
   clearRangeErrors();
   const range = rangeOf(state);
@@ -149,7 +154,7 @@ async function load() {
     range.problems.forEach((p) => rangeError(p.field, p.message));
     return;
   }
-  setPhase("loading");
+  if (!quiet || $("#trends-results").hidden) setPhase("loading");
   const params = { since: range.since, until: range.until };
   if (state.schedule) params.schedule_id = state.schedule;
   const statsQuery = new URLSearchParams(params);
@@ -237,7 +242,7 @@ function renderLegend() {
   const buttons = models.map((m) => h("button", {
     type: "button", class: "model-toggle", "data-testid": "model-toggle", "data-model": m.model,
     "aria-pressed": hidden.has(m.model) ? "false" : "true",
-    "aria-label": m.model + ": shown on the charts",
+    title: "Show or hide " + m.model + " on the charts",
     onclick: (event) => toggle(m.model, event.currentTarget),
   }, h("i", { class: "swatch", style: { background: m.color }, "aria-hidden": "true" }), m.model));
   const failed = models.some((m) => m.points.some((p) => p.failures));
@@ -253,7 +258,6 @@ function toggle(model, button) {
   if (hidden.has(model)) hidden.delete(model);
   else hidden.add(model);
   button.setAttribute("aria-pressed", hidden.has(model) ? "false" : "true");
-  button.setAttribute("aria-label", model + (hidden.has(model) ? ": hidden from the charts" : ": shown on the charts"));
   renderCharts();
 }
 

@@ -138,6 +138,10 @@ def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(
     dismiss_toasts(page)
     assert_fits(page, "Trends")
     assert_clickable(page.locator('[data-testid="model-toggle"], [data-testid="trends-range"] input, #trends-schedule, #trends-points'), "Trends control")
+    plot.focus()
+    page.keyboard.press("End")  # the screenshot shows the crosshair and its values
+    expect(tooltip).to_be_visible()
+    assert_fits(page, "Trends with a tooltip")
     shot(page, "trends")
 
     # Reload: the address brings the same view back.
