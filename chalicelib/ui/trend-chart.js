@@ -126,7 +126,7 @@ export function trendChart({ metric, series, bucket, testId, width = 640 }) {
   plot.addEventListener("focus", () => show(index < 0 ? times.length - 1 : index));
   plot.addEventListener("blur", hide);
   plot.addEventListener("keydown", (event) => {
-    const moves = { ArrowLeft: index - 1, ArrowRight: index + 1, ArrowDown: index - 1, ArrowUp: index + 1, Home: 0, End: times.length - 1 };
+    const moves = { ArrowLeft: index - 1, ArrowRight: index + 1, Home: 0, End: times.length - 1 }; // up and down still scroll
     if (event.key in moves) {
       event.preventDefault();
       show(moves[event.key]);
