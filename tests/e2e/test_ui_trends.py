@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.e2e.browser import (
-    DESKTOP, KEYLESS_MODEL, PHONE, SIZES, assert_clickable, assert_fits, call, dismiss_toasts, register, shot, wait_for_job,
+    DESKTOP, KEYLESS_MODEL, PHONE, assert_clickable, assert_fits, call, dismiss_toasts, register, shot, wait_for_job,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -57,18 +57,14 @@ def _ms(value: float) -> str:
     return f"{value:,.0f} ms"
 
 
-def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(seeded, open_page, stack):
+def test_health_shows_a_partial_run_and_leads_to_trends_that_mark_failures_toggle_models_and_show_exact_values(seeded, open_page, stack):
     from playwright.sync_api import expect
 
     token = seeded.account.token
     page = open_page(DESKTOP, seeded.account)
-    ready(stack, seeded)
-    page.goto(f"{stack.rest_url}/#/trends")
-    expect(page.get_by_test_id("trend-charts")).to_be_visible()
-    expect(page).to_have_url(re.compile(r"#/trends\?range=7d$"))
+    check_health_and_open_trends(page, stack, ready(stack, seeded))
     # The range and the schedule are kept in the address.
     page.get_by_test_id("range-24h").check()
-    page.get_by_test_id("trends-schedule").select_option(seeded.watched["id"])
     expect(page).to_have_url(re.compile(rf"#/trends\?range=24h&schedule={seeded.watched['id']}$"))
 
     # Hourly (automatic for 24 h): the API's buckets, each number as the API gives it.
@@ -117,7 +113,7 @@ def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(
     page.keyboard.press("Escape")
 
     # A model toggled off leaves every chart; its failures stay marked.
-    toggle = page.locator(f'[data-testid="model-toggle"][data-model="demo/fast"]')
+    toggle = page.locator('[data-testid="model-toggle"][data-model="demo/fast"]')
     expect(toggle).to_have_attribute("aria-pressed", "true")
     toggle.click()
     expect(toggle).to_have_attribute("aria-pressed", "false")
@@ -163,12 +159,29 @@ def test_trends_draw_each_run_mark_failures_toggle_models_and_read_exact_values(
     page.console.check(token)
 
 
-@pytest.mark.parametrize("size", ["desktop", "phone"])
-def test_schedule_list_shows_each_schedules_health_with_a_sparkline(seeded, open_page, stack, size):
+def test_health_and_trends_fit_a_phone_and_the_crosshair_answers_the_keyboard(seeded, open_page, stack):
     from playwright.sync_api import expect
 
-    page = open_page(SIZES[size], seeded.account)
-    ready(stack, seeded)
+    page = open_page(PHONE, seeded.account)
+    check_health_and_open_trends(page, stack, ready(stack, seeded))
+    assert_fits(page, "Trends")
+    assert_clickable(page.locator('[data-testid="model-toggle"], [data-testid="trends-range"] input, #trends-schedule, #trends-points'), "Trends control")
+    ttft = page.get_by_test_id("trend-ttft")
+    ttft.locator(".trend-plot").focus()
+    expect(ttft.get_by_test_id("trend-tooltip")).to_be_visible()
+    expect(ttft.get_by_test_id("trend-tooltip").get_by_test_id("tip-failures")).to_have_text(f"{RUNS} of {RUNS} failed")
+    assert_fits(page, "Trends with a tooltip")
+    page.keyboard.press("Escape")
+    shot(page, "trends")
+    page.console.check(seeded.account.token)
+
+
+def check_health_and_open_trends(page, stack, seeded) -> None:
+    """The schedule list: the partial run's health with its sparkline, the schedule without
+    runs; everything fits and is clickable (screenshot `schedules-health`); then the
+    sparkline opens Trends for that schedule over 7 days."""
+    from playwright.sync_api import expect
+
     page.goto(f"{stack.rest_url}/#/schedules")
     row = page.locator(f'[data-testid="schedule-row"][data-schedule-id="{seeded.watched["id"]}"]')
     health = row.get_by_test_id("schedule-health")
@@ -180,27 +193,13 @@ def test_schedule_list_shows_each_schedules_health_with_a_sparkline(seeded, open
     expect(health.get_by_test_id("schedule-sparkline")).to_have_attribute("aria-label", re.compile(r"^TTFT p50 over 7 days: demo/fast [\d,]+ ms$"))
     quiet = page.locator(f'[data-testid="schedule-row"][data-schedule-id="{seeded.quiet["id"]}"]')
     expect(quiet.get_by_test_id("health-none")).to_have_text("No runs yet")
-
     dismiss_toasts(page)
     assert_fits(page, "Scheduling with health")
-    assert clickable_rows(page) == 2 * 4
+    controls = assert_clickable(page.locator('[data-testid="schedule-row"] button, [data-testid="schedule-row"] input'), "schedule control")
+    assert controls == 2 * 4  # Run now, Edit, Delete and the switch of each row
     shot(page, "schedules-health")
 
-    # The sparkline opens Trends for that schedule and the last 7 days.
     row.locator("a.spark").click()
     expect(page).to_have_url(re.compile(rf"#/trends\?range=7d&schedule={seeded.watched['id']}$"))
     expect(page.get_by_test_id("trends-schedule")).to_have_value(seeded.watched["id"])
-    expect(page.get_by_test_id("trend-ttft")).to_be_visible()
-    if size == "phone":
-        assert_fits(page, "Trends")
-        assert_clickable(page.locator('[data-testid="model-toggle"], [data-testid="trends-range"] input, #trends-schedule, #trends-points'), "Trends control")
-        page.get_by_test_id("trend-ttft").locator(".trend-plot").focus()
-        expect(page.get_by_test_id("trend-ttft").get_by_test_id("trend-tooltip")).to_be_visible()
-        assert_fits(page, "Trends with a tooltip")
-        page.keyboard.press("Escape")
-        shot(page, "trends")
-    page.console.check(seeded.account.token)
-
-
-def clickable_rows(page) -> int:
-    return assert_clickable(page.locator('[data-testid="schedule-row"] button, [data-testid="schedule-row"] input'), "schedule control")
+    expect(page.get_by_test_id("trend-ttft").get_by_test_id("trend-failure").first).to_be_visible()
