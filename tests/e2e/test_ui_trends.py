@@ -171,8 +171,9 @@ def test_health_and_trends_fit_a_phone_and_the_crosshair_answers_the_keyboard(se
     expect(ttft.get_by_test_id("trend-tooltip")).to_be_visible()
     expect(ttft.get_by_test_id("trend-tooltip").get_by_test_id("tip-failures")).to_have_text(f"{RUNS} of {RUNS} failed")
     assert_fits(page, "Trends with a tooltip")
+    shot(page, "trends")  # with the crosshair on the first chart
     page.keyboard.press("Escape")
-    shot(page, "trends")
+    expect(ttft.get_by_test_id("trend-tooltip")).to_be_hidden()
     page.console.check(seeded.account.token)
 
 
