@@ -14,6 +14,7 @@ import { percentile } from "./stats.js";
 
 const MAX_AT_ONCE = 4;
 const WEEK = 7 * 24 * 3600 * 1000;
+const MAX_LINES = 4; // a sparkline with more lines than this is a scribble
 
 const cache = new Map(); // schedule id → {key: last_run, state: "loading" | "done" | "error", run, stats, since, error}
 let active = 0;
@@ -132,6 +133,8 @@ function sparkline(s, stats, since) {
     color: SERIES_COLORS[i % SERIES_COLORS.length],
     points: (m.series || []).filter((p) => isNum(p.ttft_ms_p50)).map((p) => ({ t: Math.max(t0, Date.parse(p.t)), v: p.ttft_ms_p50 })),
   })).filter((m) => m.points.length);
+  const more = Math.max(0, lines.length - MAX_LINES);
+  lines.splice(MAX_LINES);
   const href = "#/trends?" + new URLSearchParams({ range: "7d", schedule: s.id });
   if (!lines.length) return h("a", { class: "spark", href, "data-testid": "schedule-sparkline-none" }, "No TTFT in 7 days");
   const values = lines.flatMap((m) => m.points.map((p) => p.v));
@@ -143,7 +146,7 @@ function sparkline(s, stats, since) {
     const first = m.points[0].v;
     const last = m.points[m.points.length - 1].v;
     return m.model + " " + (m.points.length > 1 ? fmtNum(first) + " → " + fmtNum(last) : fmtNum(last)) + " ms";
-  }).join("; ");
+  }).join("; ") + (more ? "; and " + plural(more, "more model") : "");
   const marks = lines.map((m) => {
     const last = m.points[m.points.length - 1];
     return svg("g", {},

@@ -13,6 +13,7 @@ import { fmtMetric, fmtMoney } from "./stats.js";
 const M = { top: 12, right: 18, bottom: 28, left: 58 };
 const PAD = 10; // the first and last points sit inside the plot, clear of the axis labels
 const HOUR = 3600 * 1000;
+const MAX_DOTS = 80; // past this many points a line alone reads better (and the page stays light)
 
 /** `width`: the chart's width on screen in CSS pixels (its text is drawn at 1:1 there). */
 export function trendChart({ metric, series, bucket, testId, width = 640 }) {
@@ -58,7 +59,7 @@ export function trendChart({ metric, series, bucket, testId, width = 640 }) {
     }
     const g = svg("g", { "data-testid": "trend-series", "data-model": s.model });
     if (ok.length > 1) g.appendChild(svg("path", { d: ok.map((p, i) => (i ? "L" : "M") + xy(x(p.t), y(at(p).p50))).join(""), stroke: s.color }));
-    ok.forEach((p) => g.appendChild(svg("circle", { cx: x(p.t).toFixed(1), cy: y(at(p).p50).toFixed(1), r: 3.5, fill: s.color, "data-testid": "trend-point" })));
+    if (ok.length <= MAX_DOTS) ok.forEach((p) => g.appendChild(svg("circle", { cx: x(p.t).toFixed(1), cy: y(at(p).p50).toFixed(1), r: 3.5, fill: s.color, "data-testid": "trend-point" })));
     lines.appendChild(g);
     s.points.filter((p) => p.failures > 0).forEach((p) => {
       let cy = y(0);
