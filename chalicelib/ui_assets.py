@@ -58,6 +58,10 @@ ASSETS: dict[str, str] = {
     "view-schedules.js": _JS,
     "view-settings.js": _JS,
     "view-trends.js": _JS,
+    # Trends and the schedule list's health column (issue 16, items 8 and 9).
+    "health.js": _JS,
+    "stats.js": _JS,
+    "trend-chart.js": _JS,
 }
 CONFIG_NAME = "config.js"
 CONFIG_TYPE = "text/javascript; charset=utf-8"

@@ -18,7 +18,7 @@ import { onScheduleSaved, openScheduleDialog, wireScheduleDialog } from "./view-
 import { historyView, refreshHistory, wireHistory } from "./view-history.js";
 import { settingsView, wireSettings } from "./view-settings.js";
 import { benchmarkView } from "./view-benchmark.js";
-import { trendsView } from "./view-trends.js";
+import { refreshTrends, trendsView } from "./view-trends.js";
 import { alertsView } from "./view-alerts.js";
 import { api } from "./api.js";
 
@@ -53,6 +53,7 @@ onSessionChange((signedIn, message) => {
 jobs.onJobEnded(() => {
   refreshSchedules().catch(() => {});
   if (currentView() === "history") refreshHistory().catch(() => {});
+  if (currentView() === "trends") refreshTrends().catch(() => {});
 });
 
 onScheduleSaved((schedule, runAfter) => {

@@ -104,7 +104,7 @@ export function chartLegend(series) {
     series.some((s) => s.points.some((p) => p.failed)) ? h("span", { class: "legend-fail" }, h("b", { "aria-hidden": "true" }, "×"), "failed run") : null);
 }
 
-function niceTicks(max, count) {
+export function niceTicks(max, count) {
   const span = max || 1;
   let step = Math.pow(10, Math.floor(Math.log10(span / count)));
   const err = span / count / step;
@@ -115,12 +115,12 @@ function niceTicks(max, count) {
   return ticks;
 }
 
-function timeTicks(tMin, tMax) {
+export function timeTicks(tMin, tMax) {
   if (tMax === tMin) return [tMin];
   return [0, 1, 2, 3, 4].map((i) => tMin + ((tMax - tMin) * i) / 4);
 }
 
-function fmtTick(t, span) {
+export function fmtTick(t, span) {
   const date = new Date(t);
   if (span < 36 * 3600 * 1000) return date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
   return date.toLocaleDateString(undefined, { month: "short", day: "numeric" });

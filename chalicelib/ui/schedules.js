@@ -1,6 +1,7 @@
 /* The user's schedules as the API last answered them: the list view draws them, History and
  * the jobs widget name runs and jobs by them (a renamed schedule shows its current name). */
 import { api } from "./api.js";
+import { forgetHealth } from "./health.js";
 
 let list = [];
 let loaded = false;
@@ -38,6 +39,7 @@ export function dropSchedule(id) {
 export function forgetSchedules() {
   list = [];
   loaded = false;
+  forgetHealth(); // signed out: the next account starts from nothing
 }
 
 /** The name to show for a run or job of a schedule: the API's current name if it sends one,

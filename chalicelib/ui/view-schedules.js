@@ -7,6 +7,7 @@ import { currentView } from "./router.js";
 import { dropSchedule, loadSchedules, putSchedule, schedules } from "./schedules.js";
 import { loadCatalog, missingKeyFor, modelChip } from "./models.js";
 import { trackStarted } from "./jobs.js";
+import { healthCell, loadHealth } from "./health.js";
 import { reportError, toast } from "./toasts.js";
 import { openScheduleDialog } from "./view-schedule-dialog.js";
 
@@ -29,6 +30,7 @@ export function renderSchedules() {
   $("#schedules-body").replaceChildren(...list.map(scheduleRow));
   $("#schedules-empty").hidden = list.length > 0;
   $("#schedules-table").hidden = list.length === 0;
+  loadHealth(list); // after the list is on screen; each cell fills in as its answers come
 }
 
 function scheduleRow(s) {
@@ -41,6 +43,7 @@ function scheduleRow(s) {
       h("div", { class: "chips" }, (s.models || []).map((m) => modelChip(m))),
       keyless.map((p) => h("p", { class: "key-warning", "data-testid": "schedule-key-warning" },
         "No key for " + p + ": will fail. ", h("a", { href: "#/settings" }, "Add a key"))))),
+    h("td", { "data-label": "Health" }, healthCell(s)),
     h("td", { "data-label": "Runs" }, h("div", { class: "run-times" },
       h("div", { "data-testid": "schedule-last-run" }, h("span", { class: "run-times-label" }, "Last"), whenCell(s.last_run, "Never", true)),
       h("div", { "data-testid": "schedule-next-run" }, h("span", { class: "run-times-label" }, "Next"),
