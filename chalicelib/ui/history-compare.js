@@ -108,7 +108,7 @@ function modelTable(name, entryA, entryB) {
       h("td", { class: "num", "data-label": "Run A", "data-testid": "compare-a" }, cell(entryA, field, unit, digits)),
       h("td", { class: "num", "data-label": "Run B", "data-testid": "compare-b" }, cell(entryB, field, unit, digits)),
       h("td", { class: "num compare-diff" + tone, "data-label": "B vs A", "data-testid": "compare-diff", "data-verdict": diff.verdict },
-        arrow ? h("span", { "aria-hidden": "true" }, arrow) : null, diff.text));
+        h("span", {}, arrow ? h("span", { "aria-hidden": "true" }, arrow) : null, diff.text)));
   });
   return h("section", { class: "card compare-model", "data-testid": "compare-model", "data-model": name },
     h("h3", { class: "compare-model-name" }, h("code", {}, name)),

@@ -2,7 +2,7 @@
  * (`#/history?status=partial&…`: a filtered list is a link); one run on its own stable page
  * (`#/history/<run_id>`) with "Copy link" and "Run again"; two runs side by side
  * (`#/history/compare?a=<run_id>&b=<run_id>`); and the trend of one schedule's models. */
-import { $, $all, busy, focusFirst, h } from "./dom.js";
+import { $, $all, append, busy, focusFirst, h } from "./dom.js";
 import { ApiError, api, path } from "./api.js";
 import { fmtCost, fmtDate, fmtNum, plural, whenCell } from "./format.js";
 import { confirmDialog } from "./dialogs.js";
@@ -171,10 +171,11 @@ function renderList(expandFirst, refused) {
   const parts = describeFilters(state.filters, scheduleLabel);
   const summary = $("#history-summary");
   if (state.runs.length) {
-    summary.replaceChildren(
+    summary.replaceChildren();
+    append(summary, [
       h("span", { "data-testid": "history-count" }, "Showing " + plural(state.runs.length, "run") + (state.cursor ? ", more below" : "")),
       parts.length ? [" · ", h("span", { class: "history-active" }, parts.join(" · "))] : null,
-      state.runs.length > 1 ? h("span", { class: "muted" }, " · Tick two runs to compare them.") : null);
+      state.runs.length > 1 ? h("span", { class: "muted" }, " · Tick two runs to compare them.") : null]);
   } else {
     summary.replaceChildren();
   }
@@ -189,10 +190,11 @@ function renderEmpty(parts, refused) {
   if (!empty.hidden && refused) {
     empty.replaceChildren(h("p", {}, h("strong", {}, "No runs shown.")), h("p", { class: "muted" }, "A filter could not be used: see the message next to it."));
   } else if (!empty.hidden && parts.length) {
-    empty.replaceChildren(
+    empty.replaceChildren();
+    append(empty, [
       h("p", {}, h("strong", {}, state.cursor ? "No match among the newest runs searched so far." : "No runs match these filters.")),
       h("ul", { class: "empty-filters", "data-testid": "history-empty-filters" }, parts.map((text) => h("li", {}, text))),
-      h("p", {}, h("button", { type: "button", class: "btn btn-ghost btn-sm", "data-testid": "history-empty-clear", onclick: clearFilters }, "Clear filters")));
+      h("p", {}, h("button", { type: "button", class: "btn btn-ghost btn-sm", "data-testid": "history-empty-clear", onclick: clearFilters }, "Clear filters"))]);
   } else if (!empty.hidden) {
     empty.replaceChildren(h("p", {}, h("strong", {}, "No runs yet.")), h("p", { class: "muted" }, "Runs appear here when a schedule runs, you press “Run now” or you start a benchmark."));
   }
@@ -264,7 +266,8 @@ async function showCompare() {
     box.replaceChildren(emptyCard(gone + (!a && !b ? " do" : " does") + " not exist.", "It may have been deleted. Pick other runs in the list."));
     return;
   }
-  box.replaceChildren(...renderCompare(a, b, runTitle).flat());
+  box.replaceChildren();
+  append(box, renderCompare(a, b, runTitle));
   if (state.focusCompare) focusFirst($("#compare-title"));
   state.focusCompare = false;
 }
