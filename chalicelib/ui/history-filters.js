@@ -99,7 +99,8 @@ export function fillForm(filters, schedules, models) {
   select.replaceChildren(...options);
   select.value = filters.schedule_id || "";
   $("#history-models").replaceChildren(...models.map((name) => h("option", { value: name })));
-  $("#history-model").value = filters.model || "";
+  const model = $("#history-model");
+  if (document.activeElement !== model) model.value = filters.model || ""; // never under the user's typing
   setSelect("#history-status", filters.status);
   setSelect("#history-source", filters.source);
   $("#history-since").value = filters.since || "";
