@@ -134,13 +134,14 @@ def test_a_run_page_and_two_runs_compared_fit_the_screen(open_page, stack, seede
     assert_fits(page, "History")
     assert_clickable(page.locator("#history-filters select, #history-filters input, [data-testid=run-pick], [data-testid=run-toggle]"), "History control")
     assert_clickable(runs.first.locator(".run-foot button, .run-foot a"), "run action")
-    shot(page, "history")
 
-    # Tick both runs: at most two, then Compare.
+    # Tick both runs (two at most), then Compare.
     for run_id in (seeded.partial_run, seeded.manual_run):
         page.locator(f'[data-testid="run-pick"][data-run-id="{run_id}"]').check()
     expect(page.get_by_test_id("compare-count")).to_contain_text("Compare")
     assert_clickable(page.locator("#compare-bar button"), "compare button")
+    assert_fits(page, "History with two runs ticked")
+    shot(page, "history")
     page.get_by_test_id("compare-go").click()
     query = hash_query(page)
     assert sorted([query["a"], query["b"]]) == sorted([seeded.partial_run, seeded.manual_run])
@@ -161,7 +162,6 @@ def test_a_run_page_and_two_runs_compared_fit_the_screen(open_page, stack, seede
 
     # A run's own page (reload works): ITL and duration per result, its actions reachable.
     page.goto(f"{stack.rest_url}/#/history/{seeded.manual_run}")
-    page.reload()
     run = page.get_by_test_id("run")
     expect(run).to_have_count(1)
     expect(run.get_by_test_id("run-schedule")).to_have_attribute("href", f"#/history/{seeded.manual_run}")
@@ -205,4 +205,13 @@ def test_run_again_repeats_the_settings_and_the_new_run_joins_the_list(open_page
     page.get_by_test_id("history-back").click()
     expect(page.get_by_test_id("run")).to_have_count(3)
     assert shown_runs(page)[0] == new_id
+
+    # Two runs at most for Compare: once two are ticked, the third waits.
+    picks = page.get_by_test_id("run-pick")
+    picks.nth(0).check()
+    picks.nth(1).check()
+    expect(picks.nth(2)).to_be_disabled()
+    page.get_by_test_id("compare-clear").click()
+    expect(picks.nth(2)).to_be_enabled()
+    expect(page.get_by_test_id("compare-bar")).to_be_hidden()
     page.console.check(seeded.account.token)
