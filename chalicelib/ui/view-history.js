@@ -386,7 +386,8 @@ function resultRow(r) {
   const status = r.success
     ? h("span", { class: "pill tone-ok" }, "ok")
     : h("span", { class: "pill tone-failed", "data-testid": "result-error-type" }, r.error_type || "error");
-  const cellOf = (label, testId, text) => h("td", { class: "num", "data-label": label, "data-testid": testId }, text);
+  // a failed result has no measures: its empty cells fold away when the table stacks
+  const cellOf = (label, testId, text, title) => h("td", { class: "num" + (text === "—" ? " is-empty" : ""), "data-label": label, "data-testid": testId, title }, text);
   return h("tr", { "data-testid": "result-row", "data-model": modelName(r), "data-success": r.success ? "true" : "false" },
     h("th", { scope: "row", class: "cell-model" }, h("code", {}, modelName(r)),
       (r.runs || 1) > 1 ? h("span", { class: "result-run" }, "run " + r.run + " of " + r.runs) : null,
@@ -399,7 +400,7 @@ function resultRow(r) {
     cellOf("Duration (s)", "result-duration", fmtNum(r.total_time_s, 2)),
     cellOf("Tokens/s", "result-tps", fmtNum(r.tokens_per_second, 1)),
     cellOf("Tokens in / out", null, fmtNum(r.input_tokens) + " / " + fmtNum(r.output_tokens)),
-    h("td", { class: "num", "data-label": "Cost", title: r.cost_known === false ? "No price known for this model" : null }, fmtCost(r)));
+    cellOf("Cost", null, fmtCost(r), r.cost_known === false ? "No price known for this model" : null));
 }
 
 // --- a run's actions ----------------------------------------------------------------------------
