@@ -174,8 +174,7 @@ function renderList(expandFirst, refused) {
     summary.replaceChildren();
     append(summary, [
       h("span", { "data-testid": "history-count" }, "Showing " + plural(state.runs.length, "run") + (state.cursor ? ", more below" : "")),
-      parts.length ? [" · ", h("span", { class: "history-active" }, parts.join(" · "))] : null,
-      state.runs.length > 1 ? h("span", { class: "muted" }, " · Tick two runs to compare them.") : null]);
+      parts.length ? [" · ", h("span", { class: "history-active" }, parts.join(" · "))] : null]);
   } else {
     summary.replaceChildren();
   }
@@ -224,12 +223,18 @@ function renderPicked() {
     box.disabled = !box.checked && full;
     box.parentNode.title = box.disabled ? "Two runs are selected: untick one to pick another" : "Select to compare";
   });
-  $("#compare-bar").hidden = state.mode !== "list" || state.picked.size === 0;
+  // Always there while the list has two runs (ticking a run never moves the list under the pointer).
+  const bar = $("#compare-bar");
+  bar.hidden = state.mode !== "list" || (state.runs.length < 2 && state.picked.size === 0);
+  bar.classList.toggle("is-active", state.picked.size > 0);
   const names = Array.from(state.picked.values()).map((run) => runTitle(run) + " (" + fmtDate(run.created_at) + ")");
   $("#compare-count").textContent = full
     ? "Compare " + names.join(" and ")
-    : plural(state.picked.size, "run") + " selected: tick one more to compare";
+    : state.picked.size
+      ? "1 run selected: tick one more to compare"
+      : "Tick two runs to compare them side by side.";
   $("#compare-go").disabled = !full;
+  $("#compare-clear").hidden = state.picked.size === 0;
 }
 
 function goCompare() {

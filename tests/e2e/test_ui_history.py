@@ -193,9 +193,12 @@ def test_run_again_repeats_the_settings_and_the_new_run_joins_the_list(open_page
     expect(page.get_by_test_id("toast").first).to_contain_text("Benchmark started")
     done = page.get_by_test_id("toast").filter(has_text="Benchmark completed")
     expect(done).to_be_visible(timeout=RUN_TIMEOUT_MS)
-    done.get_by_role("link", name="View run").click()
-    new_id = urlparse(page.url).fragment.split("/")[-1]
+    link = done.get_by_role("link", name="View run")
+    new_id = link.get_attribute("href").rsplit("/", 1)[-1]
     assert new_id != seeded.manual_run
+    link.click()
+    expect(page).to_have_url(re.compile(rf"#/history/{re.escape(new_id)}$"))
+    expect(run).to_have_attribute("data-run-id", new_id)
     expect(run.get_by_test_id("run-source")).to_have_text("Manual")
     expect(run.get_by_test_id("result-row")).to_have_count(2)  # demo/fast, twice, as before
     again = call(stack, "GET", f"api/history/{new_id}", seeded.account.token)
@@ -213,5 +216,6 @@ def test_run_again_repeats_the_settings_and_the_new_run_joins_the_list(open_page
     expect(picks.nth(2)).to_be_disabled()
     page.get_by_test_id("compare-clear").click()
     expect(picks.nth(2)).to_be_enabled()
-    expect(page.get_by_test_id("compare-bar")).to_be_hidden()
+    expect(page.get_by_test_id("compare-count")).to_have_text("Tick two runs to compare them side by side.")
+    expect(page.get_by_test_id("compare-go")).to_be_disabled()
     page.console.check(seeded.account.token)
