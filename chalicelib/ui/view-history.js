@@ -12,6 +12,7 @@ import { ensureSchedules, scheduleName, schedules } from "./schedules.js";
 import { reportError, toast } from "./toasts.js";
 import { clearErrors, plainMessage, showErrors, showLocalErrors } from "./forms.js";
 import { trackStarted } from "./jobs.js";
+import { onSessionChange } from "./session.js";
 import { apiParams, describeFilters, fillForm, filtersHash, formFilters, hashQuery, isFiltered, readFilters } from "./history-filters.js";
 import { renderCompare } from "./history-compare.js";
 
@@ -537,7 +538,14 @@ function renderChart() {
     chartLegend(series));
 }
 
+/** What one account saw is not the next one's: ticked runs, the list, the chart. */
+function forget() {
+  Object.assign(state, { runs: [], cursor: null, filters: {}, listHash: "#/history", chartRuns: [], chartLoaded: false, single: null });
+  state.picked.clear();
+}
+
 export function wireHistory() {
+  onSessionChange(forget);
   const form = $("#history-filters");
   form.addEventListener("change", applyFilters);
   form.addEventListener("submit", (event) => { event.preventDefault(); applyFilters(); });
