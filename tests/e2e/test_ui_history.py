@@ -118,6 +118,13 @@ def test_each_filter_narrows_the_list_and_lives_in_the_address(open_page, stack,
     expect(page.get_by_test_id("history-empty-filters")).to_contain_text("From ")
     page.get_by_test_id("history-empty-clear").click()
     expect(runs).to_have_count(2)
+
+    # A link with a filter the API refuses: the reason next to that filter, in plain words.
+    page.goto(f"{stack.rest_url}/#/history?since=yesterday")
+    expect(page.locator("#history-since-error")).to_have_text(re.compile(r"^Must be an ISO-8601 time"))
+    expect(page.get_by_test_id("history-empty")).to_contain_text("A filter could not be used")
+    page.goto(f"{stack.rest_url}/#/history?schedule_id=no-such-schedule")
+    expect(page.locator("#history-schedule-error")).to_have_text("This schedule does not exist, and no run of it is left.")
     page.console.check(seeded.account.token)
 
 
