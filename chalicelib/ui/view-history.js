@@ -157,10 +157,11 @@ function scheduleLabel(id) {
   return found ? found[1] : "";
 }
 
-/** Model names to suggest: those of the schedules and of the runs seen. */
+/** Model names to suggest: those of the runs seen and the schedules' `provider/model` names
+ * (the filter matches a result's whole name; a bare catalog id would match nothing). */
 function modelSuggestions() {
   const names = new Set();
-  schedules().forEach((s) => (s.models || []).forEach((m) => names.add(m)));
+  schedules().forEach((s) => (s.models || []).forEach((m) => { if (m.includes("/")) names.add(m); }));
   state.chartRuns.concat(state.runs).forEach((run) => (run.results || []).forEach((r) => names.add(modelName(r))));
   return Array.from(names).sort();
 }
