@@ -42,6 +42,8 @@ ASSETS: dict[str, str] = {
     "dom.js": _JS,
     "format.js": _JS,
     "forms.js": _JS,
+    "history-compare.js": _JS,
+    "history-filters.js": _JS,
     "jobs.js": _JS,
     "live.js": _JS,
     "models.js": _JS,
