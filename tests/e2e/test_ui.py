@@ -149,7 +149,7 @@ def test_a_new_user_creates_and_runs_a_schedule_and_sees_which_model_failed(open
     expect(failed.get_by_test_id("result-error")).to_contain_text("No API key set for provider 'openai'")
     ok = run.locator('[data-testid="result-row"][data-model="demo/fast"]')
     assert re.fullmatch(r"[\d,.]+", ok.get_by_test_id("result-ttft").inner_text().strip())
-    shot(page, "history-run")
+    shot(page, "history-run-partial")
 
     # The list: the failed model is a marked point on each chart, not a dropped one.
     page.get_by_test_id("history-back").click()
@@ -212,7 +212,7 @@ def test_every_page_fits_the_screen_and_no_control_is_covered(open_page, stack, 
     expect(run.get_by_test_id("run-failures")).to_contain_text("auth_failed")
     expect(page.get_by_test_id("chart-ttft").get_by_test_id("chart-failure")).to_have_count(2)
     assert_fits(page, "History")
-    shot(page, "history")
+    shot(page, "history-chart")
 
     page.goto(f"{stack.rest_url}/#/history/{seeded.partial_run}")
     expect(page.get_by_test_id("run")).to_have_count(1)
