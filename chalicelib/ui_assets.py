@@ -44,6 +44,7 @@ ASSETS: dict[str, str] = {
     "forms.js": _JS,
     "jobs.js": _JS,
     "live.js": _JS,
+    "model-picker.js": _JS,
     "models.js": _JS,
     "router.js": _JS,
     "schedules.js": _JS,
