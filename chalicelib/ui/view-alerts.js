@@ -259,7 +259,7 @@ function renderEvents() {
     return h("tr", { "data-testid": "alert-event", "data-type": e.type },
       h("td", { "data-label": "When" }, whenCell(e.occurred_at, "—", true)),
       h("td", { "data-label": "Event" }, h("span", { class: "pill " + (fired ? "tone-failed" : "tone-ok"), "data-testid": "event-type" }, fired ? "Fired" : "Resolved")),
-      h("td", { "data-label": "Rule", class: "cell-main" }, h("div", { class: "cell-name" }, e.name || "—"), h("div", { class: "cell-sub" }, h("code", { "data-testid": "event-model" }, e.model || ""))),
+      h("td", { "data-label": "Rule", class: "cell-main" }, h("div", {}, h("div", { class: "cell-name" }, e.name || "—"), h("div", { class: "cell-sub" }, h("code", { "data-testid": "event-model" }, e.model || "")))),
       h("td", { "data-label": "Value", "data-testid": "event-value" }, eventValue(e)),
       h("td", { "data-label": "Delivery" }, deliveryCell(e.delivery)),
       h("td", { class: "cell-actions" }, e.run_id ? h("a", { href: "#/history/" + encodeURIComponent(e.run_id), "data-testid": "event-run" }, "View run", h("span", { class: "sr-only" }, ": " + (e.name || "") + ", " + (e.model || ""))) : null));

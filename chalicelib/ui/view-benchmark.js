@@ -406,12 +406,12 @@ function summaryTable(rows, wins) {
       const some = s.successes < s.n;
       return h("tr", { "data-testid": "bench-summary-row", "data-model": r.model, class: ok ? null : "row-failed" },
         h("th", { scope: "row", class: "cell-model" }, h("code", {}, r.model)),
-        h("td", { "data-label": "Successes" }, h("span", { class: some ? (ok ? "tone-text-partial" : "tone-text-failed") : "tone-text-ok", "data-testid": "summary-n" }, s.successes + "/" + s.n),
-          !ok ? h("span", { class: "fail-text small" }, " failed: " + Object.keys(r.errors).join(", ")) : null),
+        h("td", { "data-label": "Successes" }, h("span", {}, h("span", { class: some ? (ok ? "tone-text-partial" : "tone-text-failed") : "tone-text-ok", "data-testid": "summary-n" }, s.successes + "/" + s.n),
+          !ok ? h("span", { class: "fail-text small" }, " failed: " + Object.keys(r.errors).join(", ")) : null)),
         h("td", { class: "num", "data-label": "TTFT p50 / p90" }, ok ? pair(p(s.ttft_ms, "p50"), p(s.ttft_ms, "p90"), 0, "ms", winMark(wins, "ttft", r.model, "Lowest TTFT")) : "—"),
         h("td", { class: "num", "data-label": "Output speed p50 / p90" }, ok ? pair(p(s.output_speed_tps, "p50"), p(s.output_speed_tps, "p90"), 1, "tok/s", winMark(wins, "speed", r.model, "Highest output speed")) : "—"),
         h("td", { class: "num", "data-label": "ITL p50" }, ok && isNum(p(s.itl_p50_ms, "p50")) ? fmtNum(p(s.itl_p50_ms, "p50"), 1) + " ms" : "—"),
-        h("td", { class: "num", "data-label": "Cost" }, h("span", { "data-testid": "summary-cost" }, r.costKnown && isNum(s.cost_total) ? fmtCost({ cost: s.cost_total }) : "unknown"), " ", winMark(wins, "cost", r.model, "Lowest cost")));
+        h("td", { class: "num", "data-label": "Cost" }, h("span", {}, winMark(wins, "cost", r.model, "Lowest cost"), " ", h("span", { "data-testid": "summary-cost" }, r.costKnown && isNum(s.cost_total) ? fmtCost({ cost: s.cost_total }) : "unknown"))));
     })));
 }
 
