@@ -12,6 +12,7 @@ import { currentView } from "./router.js";
 import { loadSchedules, scheduleById, schedules } from "./schedules.js";
 import { onMessage } from "./jobs.js";
 import { reportError, toast } from "./toasts.js";
+import { onSessionChange } from "./session.js";
 
 const ANY = "*";
 export const METRICS = {
@@ -34,16 +35,34 @@ let eventsCursor = null;
 let editing = null; // the rule being edited, or null for a new one
 const testOutcomes = new Map(); // rule id → {tone, text}
 let wired = false;
+let loadedOnce = false;
 
 export const alertsView = {
   title: "Alerts",
   async show() {
     wire();
-    await Promise.all([loadSchedules().catch(() => null), loadRules(), loadEvents()]);
+    if (!loadedOnce) {
+      $("#alerts-body").replaceChildren(loadingRow("Loading rules…"));
+      $("#alert-events-body").replaceChildren(loadingRow("Loading events…"));
+    }
+    try {
+      await Promise.all([loadSchedules().catch(() => null), loadRules(), loadEvents()]);
+    } catch (err) {
+      if (!loadedOnce) {
+        $("#alerts-body").replaceChildren(loadingRow("Could not load the rules: " + err.message, true));
+        $("#alert-events-body").replaceChildren();
+      }
+      throw err;
+    }
+    loadedOnce = true;
     renderRules();
     renderEvents();
   },
 };
+
+function loadingRow(text, failed = false) {
+  return h("tr", {}, h("td", { colspan: 6, class: failed ? "fail-text" : "muted", "aria-busy": failed ? null : "true" }, text));
+}
 
 // The toasts work on every page: registered when the module loads.
 onMessage((m) => {
@@ -56,6 +75,22 @@ onMessage((m) => {
     refresh();
     setTimeout(refresh, 2000); // the delivery outcome is written after the send
   }
+});
+
+// Another account may sign in in this tab: nothing of this one's rules stays on the page.
+onSessionChange((signedIn) => {
+  if (signedIn) return;
+  loadedOnce = false;
+  rules = [];
+  events = [];
+  eventsCursor = null;
+  testOutcomes.clear();
+  $("#alert-secret-value").textContent = "";
+  $("#alert-secret").hidden = true;
+  const dialog = $("#alert-dialog");
+  if (dialog.open) dialog.close();
+  renderRules();
+  renderEvents();
 });
 
 /** Read both lists again; redraw only what changed (a redraw under the user's pointer or focus

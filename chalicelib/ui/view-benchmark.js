@@ -7,13 +7,14 @@
  */
 import { $, busy, focusFirst, h } from "./dom.js";
 import { api, path } from "./api.js";
-import { loadCatalog } from "./models.js";
+import { catalog, loadCatalog } from "./models.js";
 import { clearErrors, showErrors, showLocalErrors } from "./forms.js";
 import { fmtCost, fmtDate, fmtNum, isNum, plural } from "./format.js";
 import { modelName, runStatus, statusPill } from "./status.js";
 import { onMessage, trackStarted } from "./jobs.js";
 import { reportError, toast } from "./toasts.js";
 import { modelPicker } from "./model-picker.js";
+import { onSessionChange } from "./session.js";
 
 const STORE_KEY = "bench.benchmark";
 const ACTIVE = ["pending", "queued", "running"];
@@ -32,7 +33,13 @@ export const benchmarkView = {
   title: "Benchmark",
   async show(id) {
     wire();
-    const catalogRead = loadCatalog().catch(() => null).then(() => picker.render());
+    const pickerBox = $("#bench-model-picker");
+    if (!catalog.providers.length) pickerBox.replaceChildren(h("p", { class: "muted small picker-empty" }, "Loading models…"));
+    const catalogRead = loadCatalog().then(() => picker.render(), (err) => {
+      if (err.status === 401) return;
+      picker.render();
+      pickerBox.prepend(h("p", { class: "field-error picker-empty", role: "alert" }, "Could not load the model list: " + err.message + " You can still type provider/model above."));
+    });
     if (id && (!state || state.runId !== id)) {
       state = { runId: id, status: "done", live: [] };
       saveStore();
@@ -44,6 +51,16 @@ export const benchmarkView = {
     else if (state.jobId && ACTIVE.includes(state.status)) pollJob();
   },
 };
+
+// Another account may sign in in this tab: it sees nothing of this one's benchmark.
+onSessionChange((signedIn) => {
+  if (signedIn) return;
+  stopPoll();
+  state = null;
+  saveStore();
+  if (picker) picker.set([]);
+  render();
+});
 
 function wire() {
   if (wired) return;

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.e2e.browser import (
-    DESKTOP, PHONE, RUN_TIMEOUT_MS, assert_clickable, assert_fits, call, dismiss_toasts, register, shot, wait_for_job,
+    DESKTOP, KEYLESS_MODEL, PHONE, RUN_TIMEOUT_MS, assert_clickable, assert_fits, call, dismiss_toasts, register, shot, wait_for_job,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -26,14 +26,14 @@ SHORT = 8  # max_tokens: demo/slow streams 20 tokens/s, so a run of it takes abo
 
 @pytest.fixture(scope="module")
 def seeded(stack):
-    """One account: a schedule on `demo/slow`, a saved on-demand run of both demo models (for
-    the phone's results page), and a rule on any failure of any schedule."""
+    """One account: a schedule on `demo/slow`, an on-demand run of both demo models and of one
+    without a key (the phone's results page), and a rule on any failure of any schedule."""
     account = register(stack)
     schedule = call(stack, "POST", "api/schedules", account.token, {
         "name": "Slow model watch", "models": ["demo/slow"], "prompt": "Count to ten.", "max_tokens": SHORT, "interval_hours": 24,
     })["schedule"]
     job = call(stack, "POST", "api/benchmarks", account.token, {
-        "models": ["demo/fast", "demo/slow"], "prompt": "Count to five.", "max_tokens": SHORT, "runs": 2,
+        "models": ["demo/fast", "demo/slow", KEYLESS_MODEL], "prompt": "Count to five.", "max_tokens": SHORT, "runs": 2,
     })
     call(stack, "POST", "api/alerts", account.token, {"name": "Any failure", "condition": {"kind": "failure"}})
     return SimpleNamespace(account=account, schedule=schedule, manual_job=job["job_id"])
@@ -177,6 +177,17 @@ def test_an_alert_rule_made_in_the_dialog_fires_on_a_scheduled_run_with_a_toast_
     shot(page, "alerts")
     assert_clickable(page.locator('[data-testid="alert-row"] button, [data-testid="alert-row"] input'), "alert rule control")
 
+    # Edit: the dialog holds the rule; a new condition starts the rule over.
+    rule.get_by_test_id("alert-edit").click()
+    expect(page.locator("#alert-value")).to_have_value("300")
+    expect(page.get_by_test_id("alert-schedule")).to_have_value(seeded.schedule["id"])
+    page.fill("#alert-value", "250")
+    page.get_by_test_id("alert-submit").click()
+    expect(dialog).to_be_hidden()
+    expect(rule.get_by_test_id("alert-condition")).to_have_text("TTFT above 250 ms")
+    expect(rule.get_by_test_id("alert-state")).to_have_text("OK")
+    expect(rule.get_by_test_id("alert-edit")).to_be_focused()
+
     # Delete (confirmed): focus lands on what is still there.
     page.get_by_role("button", name="Delete: Slow first token").click()
     page.get_by_test_id("confirm-ok").click()
@@ -198,8 +209,11 @@ def test_benchmark_and_alerts_fit_a_phone_with_every_control_clickable(open_page
 
     page.goto(f"{stack.rest_url}/#/benchmark/{manual_run(stack, seeded)}")
     results = page.get_by_test_id("bench-results")
-    expect(results.get_by_test_id("bench-summary-row")).to_have_count(2)
-    expect(results.get_by_test_id("summary-n")).to_have_text(["2/2", "2/2"])
+    expect(results.get_by_test_id("summary-n")).to_have_text(["2/2", "2/2", "0/2"])
+    keyless = results.locator(f'[data-testid="bench-summary-row"][data-model="{KEYLESS_MODEL}"]')
+    expect(keyless).to_contain_text("failed: auth_failed")
+    expect(keyless.locator(".win")).to_have_count(0)  # winners only among models that succeeded
+    expect(results.get_by_test_id("bench-failure").get_by_test_id("bench-error-type")).to_have_text("auth_failed")
     assert_fits(page, "Benchmark results")
     assert_clickable(results.locator("a.btn"), "results link")
     shot(page, "benchmark-results")
