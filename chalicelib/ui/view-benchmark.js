@@ -443,16 +443,16 @@ function allResults(run) {
   if (!results.length) return null;
   return h("details", { class: "chart-data bench-all" },
     h("summary", {}, "Every result (" + results.length + ")"),
-    h("div", { class: "table-wrap" }, h("table", { class: "table table-compact" },
+    h("div", { class: "results-wrap" }, h("table", { class: "table table-compact results" },
       h("thead", {}, h("tr", {}, ["Model", "Run", "TTFT", "Output speed", "ITL p50", "Tokens", "Outcome"].map((t, i) => h("th", { scope: "col", class: i > 0 && i < 6 ? "num" : null }, t)))),
       h("tbody", {}, results.map((r) => h("tr", {},
-        h("td", {}, h("code", {}, modelName(r))),
-        h("td", { class: "num" }, String(r.run || 1)),
-        h("td", { class: "num" }, r.success ? fmtNum(r.ttft_ms) + " ms" : "—"),
-        h("td", { class: "num" }, r.success ? fmtNum(r.output_speed_tps, 1) + " tok/s" : "—"),
-        h("td", { class: "num" }, r.success && isNum(r.itl_p50_ms) ? fmtNum(r.itl_p50_ms, 1) + " ms" : "—"),
-        h("td", { class: "num" }, r.success ? fmtNum(r.output_tokens) : "—"),
-        h("td", {}, r.success ? h("span", { class: "tone-text-ok" }, "ok") : h("span", { class: "fail-text" }, r.error_type || "failed"))))))));
+        h("th", { scope: "row", class: "cell-model" }, h("code", {}, modelName(r))),
+        h("td", { class: "num", "data-label": "Run" }, String(r.run || 1) + (r.runs ? " of " + r.runs : "")),
+        h("td", { class: "num", "data-label": "TTFT" }, r.success ? fmtNum(r.ttft_ms) + " ms" : "—"),
+        h("td", { class: "num", "data-label": "Output speed" }, r.success ? fmtNum(r.output_speed_tps, 1) + " tok/s" : "—"),
+        h("td", { class: "num", "data-label": "ITL p50" }, r.success && isNum(r.itl_p50_ms) ? fmtNum(r.itl_p50_ms, 1) + " ms" : "—"),
+        h("td", { class: "num", "data-label": "Tokens" }, r.success ? fmtNum(r.output_tokens) : "—"),
+        h("td", { "data-label": "Outcome" }, r.success ? h("span", { class: "tone-text-ok" }, "ok") : h("span", { class: "fail-text" }, r.error_type || "failed"))))))));
 }
 
 // --- the tab's memory --------------------------------------------------------------------------

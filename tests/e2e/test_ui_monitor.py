@@ -21,6 +21,8 @@ from tests.e2e.browser import (
 
 pytestmark = pytest.mark.timeout(180)
 
+# Loopback (the local stack allows private endpoints) on the discard port: refused at once.
+DEAD_WEBHOOK = "http://127.0.0.1:9/alerts"
 SHORT = 8  # max_tokens (the demo provider streams its 64 tokens whatever it is asked)
 
 
@@ -28,7 +30,7 @@ SHORT = 8  # max_tokens (the demo provider streams its 64 tokens whatever it is 
 def seeded(stack):
     """One account: a schedule on `demo/slow`, an on-demand run of `demo/fast` and of a model
     without a key (for the phone's results page; short, as the user runs one job at a time),
-    and a rule on any failure of any schedule."""
+    and a rule on any failure of any schedule whose webhook nobody answers."""
     account = register(stack)
     schedule = call(stack, "POST", "api/schedules", account.token, {
         "name": "Slow model watch", "models": ["demo/slow"], "prompt": "Count to ten.", "max_tokens": SHORT, "interval_hours": 24,
@@ -36,7 +38,9 @@ def seeded(stack):
     job = call(stack, "POST", "api/benchmarks", account.token, {
         "models": ["demo/fast", KEYLESS_MODEL], "prompt": "Count to five.", "max_tokens": SHORT, "runs": 2,
     })
-    call(stack, "POST", "api/alerts", account.token, {"name": "Any failure", "condition": {"kind": "failure"}})
+    call(stack, "POST", "api/alerts", account.token, {
+        "name": "Any failure", "condition": {"kind": "failure"}, "webhook_url": DEAD_WEBHOOK, "webhook_format": "slack",
+    })
     return SimpleNamespace(account=account, schedule=schedule, manual_job=job["job_id"])
 
 
@@ -224,12 +228,17 @@ def test_benchmark_and_alerts_fit_a_phone_with_every_control_clickable(open_page
     expect(keyless).to_contain_text("failed: auth_failed")
     expect(keyless.locator(".win")).to_have_count(0)  # winners only among models that succeeded
     expect(results.get_by_test_id("bench-failure").get_by_test_id("bench-error-type")).to_have_text("auth_failed")
+    results.locator("details summary").click()  # every result, stacked on a phone
+    expect(results.locator("details tbody tr")).to_have_count(4)
     assert_fits(page, "Benchmark results")
-    assert_clickable(results.locator("a.btn"), "results link")
+    assert_clickable(results.locator("a.btn, details summary"), "results control")
     shot(page, "benchmark-results")
 
     page.get_by_test_id("nav-alerts").click()
-    expect(page.get_by_test_id("alert-row").first).to_be_visible()
+    rule = page.get_by_test_id("alert-row").filter(has_text="Any failure")
+    expect(rule.get_by_test_id("alert-webhook")).to_have_text("127.0.0.1:9 Slack")
+    rule.get_by_test_id("alert-test").click()  # the outcome of a delivery nobody answers
+    expect(rule.get_by_test_id("alert-test-outcome")).to_contain_text("Test failed: ")
     assert_fits(page, "Alerts")
     assert_clickable(page.locator('[data-testid="alert-row"] button, [data-testid="alert-row"] input, #new-alert'), "alert rule control")
     shot(page, "alerts")
