@@ -51,6 +51,14 @@ def manual_run(stack, seeded) -> str:
     return done["result_ref"]
 
 
+def toasted(page, job_id: str) -> None:
+    """Wait until the jobs widget has said how the job went (its toast is out): after that no
+    toast is due, so none can land on a control being checked."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(f'[data-testid="job-item"][data-job-id="{job_id}"][data-outcome]:not([data-outcome=""])')).to_have_count(1)
+
+
 def test_an_on_demand_run_of_two_models_three_times_shows_each_summary_and_a_winner_per_metric(open_page, stack, seeded):
     from playwright.sync_api import expect
 
@@ -104,7 +112,8 @@ def test_an_on_demand_run_of_two_models_three_times_shows_each_summary_and_a_win
     expect(results.get_by_test_id("winner-ttft")).to_contain_text("demo/fast")
     expect(results.get_by_test_id("winner-speed")).to_contain_text("demo/fast")
     expect(results.get_by_test_id("winner-cost")).to_contain_text("a tie")
-    run_id = call(stack, "GET", "api/history?source=manual&limit=1", seeded.account.token)["runs"][0]["id"]
+    run = call(stack, "GET", "api/history?source=manual&limit=1", seeded.account.token)["runs"][0]
+    run_id = run["id"]
     assert run_id != manual_run(stack, seeded)
     expect(results.get_by_test_id("bench-history-link")).to_have_attribute("href", f"#/history/{run_id}")
     expect(page.get_by_test_id("bench-submit")).to_be_enabled()
@@ -114,6 +123,7 @@ def test_an_on_demand_run_of_two_models_three_times_shows_each_summary_and_a_win
     expect(page.get_by_test_id("view-history")).to_be_visible()
     page.get_by_test_id("nav-benchmark").click()
     expect(results.get_by_test_id("bench-summary-row")).to_have_count(2)
+    toasted(page, run["metadata"]["job_id"])
     dismiss_toasts(page)
     assert_fits(page, "Benchmark results")
     assert_clickable(page.locator("#view-benchmark button:visible, #view-benchmark a.btn"), "benchmark control")
@@ -186,6 +196,7 @@ def test_an_alert_rule_made_in_the_dialog_fires_on_a_scheduled_run_with_a_toast_
     expect(event.get_by_test_id("event-delivery")).to_have_text("Open tabs only")
     expect(event.get_by_test_id("event-run")).to_have_attribute("href", f"#/history/{run_id}")
     expect(rule.get_by_test_id("alert-state")).to_have_text("Firing")
+    toasted(page, job_id)
     dismiss_toasts(page)
     assert_fits(page, "Alerts")
     shot(page, "alerts")
