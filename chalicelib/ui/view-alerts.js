@@ -246,7 +246,8 @@ async function sendTest(rule, button) {
     outcome = (TEST_TEXT[d.outcome] || (() => ({ tone: "ok", text: "Test: " + (d.outcome || "sent") })))(d);
   } catch (err) {
     if (err.status === 401) return;
-    outcome = { tone: "failed", text: err.status === 429 ? "Wait a few seconds between tests. " + (err.message || "") : "Test not sent: " + err.message };
+    const wait = err.body && err.body.detail && err.body.detail.limit && err.body.detail.limit.cooldown_s;
+    outcome = { tone: "failed", text: err.status === 429 ? "Not sent: one test per " + (wait || 10) + " s. Try again in a moment." : "Test not sent: " + err.message };
   } finally {
     busy(button, false);
   }

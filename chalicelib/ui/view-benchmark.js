@@ -19,6 +19,7 @@ import { onSessionChange } from "./session.js";
 const STORE_KEY = "bench.benchmark";
 const ACTIVE = ["pending", "queued", "running"];
 const POLL_MS = 4000;
+const NOT_RUN = ["cancelled", "deadline"];
 const STATUS_TEXT = { pending: "Starting…", queued: "Queued: waiting for a free slot", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled", interrupted: "Interrupted" };
 
 // The tab's last benchmark: {jobId, status, pct, detail, live: [result], error, runId, run, models, runs}
@@ -305,11 +306,13 @@ function renderProgress() {
 function liveItem(r) {
   const name = modelName(r);
   const run = isNum(r.run) && isNum(r.runs) ? "run " + r.run + " of " + r.runs : "";
-  return h("li", { class: "bench-live-item" + (r.success ? "" : " is-failed"), "data-testid": "bench-live-result" },
+  const notRun = !r.success && NOT_RUN.includes(r.error_type); // cancelled or cut off: says nothing of the model
+  return h("li", { class: "bench-live-item" + (r.success ? "" : notRun ? " is-skipped" : " is-failed"), "data-testid": "bench-live-result" },
     h("code", {}, name), run ? h("span", { class: "muted" }, run) : null,
     r.success
       ? h("span", { class: "num" }, fmtNum(r.ttft_ms) + " ms TTFT · " + fmtNum(r.output_speed_tps, 1) + " tok/s")
-      : h("span", { class: "fail-text" }, "failed: " + (r.error_type || "error")));
+      : notRun ? h("span", { class: "muted" }, "not run (" + r.error_type + ")")
+        : h("span", { class: "fail-text" }, "failed: " + (r.error_type || "error")));
 }
 
 function modelsOf(run) {
