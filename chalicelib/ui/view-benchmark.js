@@ -282,7 +282,7 @@ function renderButton() {
 
 function renderProgress() {
   const box = $("#bench-progress");
-  const show = !!state && !!state.jobId && (ACTIVE.includes(state.status) || (!state.run && !state.runId) || state.status !== "done");
+  const show = !!state && !!state.jobId && (ACTIVE.includes(state.status) || state.status !== "done" || !state.run);
   box.hidden = !show;
   if (!show) return;
   const running = ACTIVE.includes(state.status);
@@ -367,8 +367,12 @@ function winners(rows) {
 function renderResults() {
   const box = $("#bench-results");
   const run = state && state.run;
-  box.hidden = !run;
-  if (!run) { box.replaceChildren(); return; }
+  const loading = !!state && !run && !!state.runId && !state.jobId; // a saved run opened by its address
+  box.hidden = !run && !loading;
+  if (!run) {
+    box.replaceChildren(...(loading ? [h("div", { class: "card empty", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading the run…"))] : []));
+    return;
+  }
   const status = runStatus(run);
   const rows = rowsOf(run);
   const wins = winners(rows);
