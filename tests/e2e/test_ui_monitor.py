@@ -78,9 +78,9 @@ def test_an_on_demand_run_of_two_models_three_times_shows_each_summary_and_a_win
     page.get_by_test_id("bench-submit").click()
     expect(page.locator("#bench-runs-error")).to_have_text("Must be 10 or less.")
     expect(page.locator("#bench-runs")).to_have_attribute("aria-invalid", "true")
-    page.fill("#bench-runs", "3")
     assert_fits(page, "Benchmark")
     shot(page, "benchmark")
+    page.fill("#bench-runs", "3")
 
     # Live progress with a cancel button, kept while the user looks elsewhere; then the
     # saved run's summary (demo/slow streams for about 4 s a run).
