@@ -46,6 +46,7 @@ ASSETS: dict[str, str] = {
     "history-filters.js": _JS,
     "jobs.js": _JS,
     "live.js": _JS,
+    "model-picker.js": _JS,
     "models.js": _JS,
     "router.js": _JS,
     "schedules.js": _JS,

@@ -167,9 +167,18 @@ const EVENTS = {
   error: (m) => { if (m.job_id) toast("error", "Job " + String(m.job_id).slice(0, 8), m.error); },
 };
 
+const messageListeners = [];
+
+/** fn(message) for every message the socket brings, after the widget took it (the Benchmark
+ * page follows its job; alert events become toasts). */
+export function onMessage(fn) {
+  messageListeners.push(fn);
+}
+
 export function handleMessage(message) {
   const handler = message && EVENTS[message.type];
   if (handler) handler(message);
+  if (message) messageListeners.forEach((fn) => fn(message));
 }
 
 /** A (re)connect: live jobs as they are now; jobs that ended while we were away end here. */
