@@ -34,6 +34,10 @@ Presets (see :data:`PRESETS` and :func:`behaviour_for`):
 ``json``               a complete non-streaming JSON answer (200, application/json)
 =====================  =====================================================
 
+The request's output limit (OpenAI ``max_tokens``/``max_completion_tokens``, Anthropic
+``max_tokens``, Gemini ``generationConfig.maxOutputTokens``) caps the tokens streamed, as
+real APIs stop at it: a schedule's ``max_tokens`` 8 gets 8 tokens of ``demo/slow``, not 64.
+
 Options: ``ttft`` (ms), ``itl`` (ms between content chunks), ``tokens``,
 ``reasoning`` (count of reasoning chunks, before the text), ``usage`` (0/1), ``role``
 (0/1), ``at`` (content chunks before a fault), ``stall`` (seconds).
@@ -195,6 +199,23 @@ def behaviour_for(model: str) -> Behaviour | None:
 def count_prompt_tokens(text: str) -> int:
     """The input token count the fake servers report: one per 4 characters, at least 1."""
     return max(1, len(text) // 4)
+
+
+def _output_limit(body: dict[str, Any]) -> int | None:
+    """The most output tokens the request allows, in whichever format's field it uses."""
+    config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
+    for value in (body.get("max_completion_tokens"), body.get("max_tokens"), config.get("maxOutputTokens")):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _within_limit(behaviour: Behaviour | None, limit: int | None) -> Behaviour | None:
+    """The behaviour with its output cut to `limit` tokens (reasoning first, as models spend it)."""
+    if behaviour is None or limit is None or behaviour.output_tokens <= limit:
+        return behaviour
+    reasoning = min(behaviour.reasoning_tokens, limit)
+    return replace(behaviour, reasoning_tokens=reasoning, tokens=limit - reasoning)
 
 
 def _token_text(i: int) -> str:
@@ -650,7 +671,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route for POST {path}"}})
             return
         self.server.record(RecordedRequest(fmt.kind, self.path, headers, body))
-        behaviour = self.server.behaviour(model)
+        behaviour = _within_limit(self.server.behaviour(model), _output_limit(body))
         call = _Call(model, count_prompt_tokens(prompt), behaviour or Behaviour(), include_usage, key)
         if self.server.api_key is not None and key != self.server.api_key:
             status = 400 if fmt.kind == "gemini" else 401

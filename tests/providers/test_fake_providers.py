@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from chalicelib.providers import ModelTarget, run_model
+from chalicelib.providers import ModelTarget, RunSettings, run_model
 from devstack import fake_providers as fp
 
 from .conftest import CLOCK_SLACK_MS, LATE_MARGIN_MS, SETTINGS
@@ -51,6 +51,22 @@ def test_demo_server_speaks_openai_with_fast_model():
         srv.stop()
     thread.join(5)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "gemini"])
+def test_the_requests_max_tokens_caps_what_is_streamed(server, kind):
+    few = RunSettings(prompt=SETTINGS.prompt, max_tokens=5, temperature=0.7)
+    r = run_model(ModelTarget("x", kind, server.base_url_for(kind), "t+tokens=40+itl=1", "x/t"), few, "k")
+    assert r["success"] is True, r
+    assert r["output_tokens"] == 5
+    plenty = run_model(ModelTarget("x", kind, server.base_url_for(kind), "t+tokens=40+itl=1", "x/t"), SETTINGS, "k")
+    assert plenty["output_tokens"] == 40
+
+
+def test_a_capped_reasoning_model_spends_the_limit_on_reasoning_first():
+    capped = fp._within_limit(fp.Behaviour(reasoning_tokens=8, tokens=8), 5)
+    assert (capped.reasoning_tokens, capped.tokens) == (5, 0)
+    assert fp._within_limit(fp.Behaviour(tokens=3), 5) == fp.Behaviour(tokens=3)
 
 
 def test_unknown_model_gets_the_providers_404(server):
