@@ -2,19 +2,22 @@
  * add a typed `provider/model`, and a list grouped by provider that is one tab stop (arrow
  * keys move, Space picks). Keyless providers are listed last, marked "no key: will fail".
  *
- * The same behaviour as the schedule dialog's picker (view-schedule-dialog.js), as a small
- * object bound to one form's elements, so the Benchmark page has its own without touching it.
+ * One picker object per form (the schedule dialog, the Benchmark page), bound to that form's
+ * elements; `prefix` namespaces its ids and test ids ("" for the schedule dialog's).
  */
 import { $all, h } from "./dom.js";
 import { catalog, modelChip, priceText, requiresKey, storedKey } from "./models.js";
 import { plural } from "./format.js";
 
+// A typed name worth offering as a model: provider/model or a bare id the catalog resolves
+// (catalog.MODEL_ID_PATTERN and its prefixes); the API has the last word.
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:@+\-/]{0,199}$/;
 const LOOKS_LIKE_MODEL = /^(?:[^/]+\/.+|gpt-.+|o[134].*|claude-.+|gemini-.+)$/;
 
 /** els: {picker, search, add, none, chosen, count}; returns {get(), set(list), render()}. */
 export function modelPicker(els, prefix) {
   let chosen = [];
+  const testId = (name) => (prefix ? prefix + "-" + name : name);
 
   const inputs = () => $all('input[type="checkbox"]', els.picker);
   const visible = () => inputs().filter((el) => !el.closest("[hidden]"));
@@ -24,7 +27,7 @@ export function modelPicker(els, prefix) {
   }
 
   function option(value, price, warnId) {
-    const input = h("input", { type: "checkbox", value, checked: chosen.includes(value), tabindex: -1, "data-testid": prefix + "-model-option", "aria-describedby": warnId });
+    const input = h("input", { type: "checkbox", name: "models", value, checked: chosen.includes(value), tabindex: -1, "data-testid": testId("model-option"), "aria-describedby": warnId });
     input.addEventListener("change", () => {
       if (input.checked && !chosen.includes(value)) chosen.push(value);
       if (!input.checked) chosen = chosen.filter((m) => m !== value);
@@ -40,12 +43,12 @@ export function modelPicker(els, prefix) {
     const ordered = listed.filter(usable).concat(listed.filter((p) => !usable(p)));
     const known = new Set();
     const groups = ordered.map((p) => {
-      const warnId = prefix + "-nokey-" + p.provider_key.replace(/[^\w-]/g, "");
+      const warnId = (prefix || "picker") + "-nokey-" + p.provider_key.replace(/[^\w-]/g, "");
       const keyless = !usable(p);
       return h("div", { class: "model-group", role: "group", "aria-label": p.provider_key, "data-provider": p.provider_key },
         h("div", { class: "model-group-head" },
           h("span", {}, p.provider_key),
-          keyless ? h("span", { class: "needs-key", id: warnId }, "no key: will fail") : null),
+          keyless ? h("span", { class: "needs-key", id: warnId, "data-testid": testId("picker-nokey") }, "no key: will fail") : null),
         p.models.map((m) => {
           const value = p.provider_key + "/" + m.id;
           known.add(value);
@@ -65,7 +68,7 @@ export function modelPicker(els, prefix) {
 
   function renderChosen() {
     els.count.textContent = chosen.length ? plural(chosen.length, "model") + " chosen" : "none chosen";
-    els.chosen.replaceChildren(...chosen.map((name) => modelChip(name, { tag: "no key: will fail", onRemove: () => unchoose(name), testId: prefix + "-chosen-model" })));
+    els.chosen.replaceChildren(...chosen.map((name) => modelChip(name, { tag: "no key: will fail", onRemove: () => unchoose(name), testId: testId("chosen-model") })));
   }
 
   function unchoose(name) {
@@ -102,7 +105,7 @@ export function modelPicker(els, prefix) {
   els.search.addEventListener("input", filter);
   els.search.addEventListener("keydown", (event) => {
     if (event.key === "Enter") {
-      event.preventDefault();
+      event.preventDefault(); // Enter in the search never submits the form
       if (!els.add.hidden) addTyped();
     } else if (event.key === "ArrowDown") {
       const first = visible()[0];
