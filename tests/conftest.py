@@ -51,7 +51,7 @@ def _moto_session():
     """One moto account for the whole session, with every table created once.
 
     Creating eight tables costs ~25 requests; per test that was most of the suite's time.
-    Each test still starts from empty tables and fresh KMS/Secrets Manager (`aws` below).
+    Each test still starts from empty tables and a fresh Secrets Manager (`aws` below).
     """
     from unittest import mock
 
@@ -67,8 +67,10 @@ def _moto_session():
 
 
 def _empty_aws() -> None:
-    """Forget every item and every non-DynamoDB resource of the session's moto account
-    (and bring the tables back if a `fresh_moto()` removed them)."""
+    """Forget every item, secret and @connections post of the session's moto account (and
+    bring the tables back if a `fresh_moto()` removed them). KMS keys stay: moto makes an RSA
+    key pair for every key it creates (~70 ms here), and ciphertexts are bound to their user
+    by the encryption context, not by a key per test."""
     from moto.backends import get_backend
     from moto.dynamodb.models import dynamodb_backends
 
@@ -82,7 +84,7 @@ def _empty_aws() -> None:
                 present.add(name)
     if not {config.table_name(t) for t in config.TABLE_ENV} <= present:
         tables.create_tables()
-    for service in ("kms", "secretsmanager", "apigatewaymanagementapi"):
+    for service in ("secretsmanager", "apigatewaymanagementapi"):
         for regions in get_backend(service).values():
             for backend in regions.values():
                 backend.reset()
@@ -103,16 +105,41 @@ def fresh_moto():
             BackendDict.reset()
 
 
-@pytest.fixture
-def aws(aws_env, _moto_session, monkeypatch):
-    """Empty tables of the app and a fresh KMS key (`KMS_KEY_ID`), in moto."""
+_kms_key: list[str] = []
+
+
+def _session_kms_key() -> str:
+    """The session's KMS key, made again only when a `fresh_moto()` removed it."""
     import boto3
 
+    kms = boto3.client("kms")
+    if _kms_key:
+        try:
+            kms.describe_key(KeyId=_kms_key[0])
+            return _kms_key[0]
+        except kms.exceptions.NotFoundException:
+            _kms_key.clear()
+    _kms_key.append(kms.create_key()["KeyMetadata"]["KeyId"])
+    return _kms_key[0]
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch):
+    """scrypt at N=2^10 instead of 2^14 in tests (~70 ms a registration here otherwise); the
+    parameters travel with each hash, so verification works either way."""
+    from chalicelib import auth
+
+    monkeypatch.setattr(auth, "_SCRYPT_N", 2**10)
+
+
+@pytest.fixture
+def aws(aws_env, _moto_session, monkeypatch):
+    """Empty tables of the app and the session's KMS key (`KMS_KEY_ID`), in moto."""
     from chalicelib import aws_clients
 
     _empty_aws()
     aws_clients.reset()
-    monkeypatch.setenv("KMS_KEY_ID", boto3.client("kms").create_key()["KeyMetadata"]["KeyId"])
+    monkeypatch.setenv("KMS_KEY_ID", _session_kms_key())
     yield
     aws_clients.reset()
 
