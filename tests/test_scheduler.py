@@ -56,7 +56,7 @@ def user(clock, aws, provider_server):
     from devstack.fake_providers import Behaviour
 
     provider_server.set_behaviour("slow1", Behaviour(ttft_s=0.05, itl_s=0.01, tokens=30))
-    provider_server.set_behaviour("long", Behaviour(ttft_s=0.05, itl_s=0.02, tokens=1000))
+    provider_server.set_behaviour("long", Behaviour(ttft_s=0.05, itl_s=0.25, tokens=1000))  # max_tokens 32: 8 s
     return user_id
 
 
