@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.e2e.browser import (
-    DESKTOP, KEYLESS_MODEL, PHONE, RUN_TIMEOUT_MS, SIZES,
+    DESKTOP, KEYLESS_MODEL, RUN_TIMEOUT_MS, SIZES,
     assert_clickable, assert_fits, call, dismiss_toasts, register, shot, wait_for_job,
 )
 
