@@ -2,8 +2,8 @@
  * add a typed `provider/model`, and a list grouped by provider that is one tab stop (arrow
  * keys move, Space picks). Keyless providers are listed last, marked "no key: will fail".
  *
- * One picker object per form (the schedule dialog, the Benchmark page), bound to that form's
- * elements; `prefix` namespaces its ids and test ids ("" for the schedule dialog's).
+ * One picker per form (the schedule dialog, the Benchmark page), its markup built here;
+ * `prefix` namespaces its ids and test ids ("" for the schedule dialog's).
  */
 import { $all, h } from "./dom.js";
 import { catalog, modelChip, priceText, requiresKey, storedKey } from "./models.js";
@@ -14,10 +14,27 @@ import { plural } from "./format.js";
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:@+\-/]{0,199}$/;
 const LOOKS_LIKE_MODEL = /^(?:[^/]+\/.+|gpt-.+|o[134].*|claude-.+|gemini-.+)$/;
 
-/** els: {picker, search, add, none, chosen, count}; returns {get(), set(list), render()}. */
-export function modelPicker(els, prefix) {
+/**
+ * Builds the picker inside `field` (a fieldset whose legend holds the count, `<prefix>models-count`,
+ * and whose `.field-error` paragraph stays last) and returns {get(), set(list), render(), focus()}.
+ * Ids and test ids are the names below, prefixed `<prefix>-` when a prefix is given.
+ */
+export function modelPicker(field, prefix) {
+  const id = (name) => (prefix ? prefix + "-" + name : name);
+  const els = {
+    chosen: h("div", { class: "chips chosen", id: id("models-chosen"), "data-testid": id("models-chosen") }),
+    search: h("input", { id: id("model-search"), type: "search", placeholder: "Search models, or type provider/model", autocomplete: "off", spellcheck: "false", "aria-label": "Search models", "aria-controls": id("model-picker"), "data-testid": id("model-search") }),
+    add: h("button", { type: "button", class: "btn btn-ghost btn-sm", id: id("model-add"), "data-testid": id("model-add"), hidden: true }, "Add"),
+    picker: h("div", { class: "model-picker", id: id("model-picker"), "data-testid": id("model-picker"), role: "group", "aria-labelledby": id("models-legend"), "aria-describedby": id("model-hint") + " " + field.querySelector(".field-error").id }),
+    none: h("p", { class: "muted small picker-empty", id: id("model-none"), hidden: true }, "No model matches. Type a full ", h("code", {}, "provider/model"), " to add one."),
+    count: field.querySelector(".legend-count"),
+  };
+  const error = field.querySelector(".field-error");
+  const searchRow = h("div", { class: "model-search" }, els.search, els.add);
+  const hint = h("p", { class: "hint", id: id("model-hint") }, "Arrow keys move through the list, Space picks.");
+  [els.chosen, searchRow, els.picker, els.none, hint].forEach((el) => field.insertBefore(el, error));
+
   let chosen = [];
-  const testId = (name) => (prefix ? prefix + "-" + name : name);
 
   const inputs = () => $all('input[type="checkbox"]', els.picker);
   const visible = () => inputs().filter((el) => !el.closest("[hidden]"));
@@ -27,7 +44,7 @@ export function modelPicker(els, prefix) {
   }
 
   function option(value, price, warnId) {
-    const input = h("input", { type: "checkbox", name: "models", value, checked: chosen.includes(value), tabindex: -1, "data-testid": testId("model-option"), "aria-describedby": warnId });
+    const input = h("input", { type: "checkbox", name: "models", value, checked: chosen.includes(value), tabindex: -1, "data-testid": id("model-option"), "aria-describedby": warnId });
     input.addEventListener("change", () => {
       if (input.checked && !chosen.includes(value)) chosen.push(value);
       if (!input.checked) chosen = chosen.filter((m) => m !== value);
@@ -48,7 +65,7 @@ export function modelPicker(els, prefix) {
       return h("div", { class: "model-group", role: "group", "aria-label": p.provider_key, "data-provider": p.provider_key },
         h("div", { class: "model-group-head" },
           h("span", {}, p.provider_key),
-          keyless ? h("span", { class: "needs-key", id: warnId, "data-testid": testId("picker-nokey") }, "no key: will fail") : null),
+          keyless ? h("span", { class: "needs-key", id: warnId, "data-testid": id("picker-nokey") }, "no key: will fail") : null),
         p.models.map((m) => {
           const value = p.provider_key + "/" + m.id;
           known.add(value);
@@ -68,7 +85,7 @@ export function modelPicker(els, prefix) {
 
   function renderChosen() {
     els.count.textContent = chosen.length ? plural(chosen.length, "model") + " chosen" : "none chosen";
-    els.chosen.replaceChildren(...chosen.map((name) => modelChip(name, { tag: "no key: will fail", onRemove: () => unchoose(name), testId: testId("chosen-model") })));
+    els.chosen.replaceChildren(...chosen.map((name) => modelChip(name, { tag: "no key: will fail", onRemove: () => unchoose(name), testId: id("chosen-model") })));
   }
 
   function unchoose(name) {

@@ -66,10 +66,7 @@ onSessionChange((signedIn) => {
 function wire() {
   if (wired) return;
   wired = true;
-  picker = modelPicker({
-    picker: $("#bench-model-picker"), search: $("#bench-model-search"), add: $("#bench-model-add"),
-    none: $("#bench-model-none"), chosen: $("#bench-models-chosen"), count: $("#bench-models-count"),
-  }, "bench");
+  picker = modelPicker($("#bench-models-legend").closest("fieldset"), "bench");
   picker.set(state && state.models ? state.models : []);
   $("#bench-form").addEventListener("submit", submit);
   $("#bench-cancel").addEventListener("click", cancel);

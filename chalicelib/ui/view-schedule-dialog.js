@@ -49,10 +49,7 @@ export async function openScheduleDialog(schedule) {
 let picker = null;
 
 function modelsPicker() {
-  picker = picker || modelPicker({
-    picker: $("#model-picker"), search: $("#model-search"), add: $("#model-add"),
-    none: $("#model-none"), chosen: $("#models-chosen"), count: $("#models-count"),
-  }, "");
+  picker = picker || modelPicker($("#models-legend").closest("fieldset"), "");
   return picker;
 }
 
