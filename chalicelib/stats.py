@@ -38,11 +38,11 @@ def max_bytes() -> int:
 
 
 class StatsQuery(history.TimeRange):
-    """`GET /api/stats?schedule_id=&model=&since=&until=&bucket=hour|day`."""
+    """`GET /api/stats?schedule_id=&model=&since=&until=&bucket=hour|day|run`."""
 
     schedule_id: history.ScheduleId | None = None
     model: history.ModelFilter | None = None
-    bucket: Literal["hour", "day"] | None = None
+    bucket: Literal["hour", "day", "run"] | None = None
 
 
 def stats(user_id: str, query: StatsQuery) -> dict[str, Any]:
@@ -61,8 +61,10 @@ def stats(user_id: str, query: StatsQuery) -> dict[str, Any]:
     overall: dict[str, Sample] = {}
     buckets: dict[str, dict[datetime, Sample]] = {}
     providers: dict[str, Any] = {}
+    run_ids: dict[datetime, str] = {}  # bucket=run: each point's run
     for run in scan:
         start = _bucket_start(clock.parse(run.created_at), bucket)
+        run_ids[start] = run.run_id
         for result in run.results or []:
             model = str(result.get("model"))
             if query.model and model != query.model:
@@ -86,7 +88,10 @@ def stats(user_id: str, query: StatsQuery) -> dict[str, Any]:
                 "model": model,
                 "provider": providers[model],
                 "summary": _summary(overall[model]),
-                "series": [_point(start, sample) for start, sample in sorted(buckets[model].items())],
+                "series": [
+                    {**_point(start, sample), **({"run_id": run_ids[start]} if bucket == "run" else {})}
+                    for start, sample in sorted(buckets[model].items())
+                ],
             }
             for model in sorted(overall)
         ],
@@ -118,6 +123,9 @@ def _range(query: StatsQuery) -> tuple[datetime, datetime]:
 
 
 def _bucket_start(moment: datetime, bucket: str) -> datetime:
+    """The point a result counts in: its hour, its day, or (`run`) its run's own start."""
+    if bucket == "run":
+        return moment
     hour = moment.replace(minute=0, second=0, microsecond=0)
     return hour if bucket == "hour" else hour.replace(hour=0)
 

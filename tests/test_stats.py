@@ -97,6 +97,17 @@ def test_defaults_are_the_last_seven_days_by_day(user):
         ("2026-11-23T00:00:00.000000Z", 1), ("2026-11-29T00:00:00.000000Z", 2), ("2026-11-30T00:00:00.000000Z", 1)]
 
 
+def test_bucket_run_gives_one_point_per_run_with_its_id(user):
+    first = run_at(user.id, at(30, 6, 0), results=[result("a", ttft=100), result("a", ttft=300)])
+    second = run_at(user.id, at(30, 6, 20), results=[result("a", ttft=200), failure("a")])
+    [a] = stats(user, "since=2026-11-30T06:00:00Z&bucket=run")["models"]
+    assert [(p["t"], p["run_id"], p["n"], p["failures"], p["ttft_ms_p50"]) for p in a["series"]] == [
+        ("2026-11-30T06:00:00.000000Z", first, 2, 0, 200.0),
+        ("2026-11-30T06:20:00.000000Z", second, 2, 1, 200.0),
+    ]
+    assert "run_id" not in stats(user, "since=2026-11-30T06:00:00Z&bucket=hour")["models"][0]["series"][0]
+
+
 @pytest.mark.parametrize(
     "query, bucket",
     [

@@ -98,15 +98,12 @@ function healthContent(s) {
 function figures(run) {
   const ok = (run.results || []).filter((r) => r.success);
   if (!ok.length) return h("span", { class: "health-figures muted", "data-testid": "health-latest" }, "No successful request");
-  const byModel = new Map();
-  ok.forEach((r) => {
-    if (!byModel.has(r.model)) byModel.set(r.model, []);
-    byModel.get(r.model).push(r);
-  });
-  const perModel = Array.from(byModel.entries()).map(([model, rs]) => ({
+  // The run's own per-model summary (the API's percentiles), for the models that succeeded.
+  const summary = run.summary || {};
+  const perModel = Array.from(new Set(ok.map((r) => r.model))).map((model) => ({
     model,
-    ttft: percentile(rs.map((r) => r.ttft_ms).filter(isNum), 50),
-    speed: percentile(rs.map((r) => r.output_speed_tps).filter(isNum), 50),
+    ttft: ((summary[model] || {}).ttft_ms || {}).p50,
+    speed: ((summary[model] || {}).output_speed_tps || {}).p50,
   }));
   const one = perModel.length === 1;
   const ttft = one ? perModel[0].ttft : percentile(perModel.map((m) => m.ttft).filter(isNum), 50);

@@ -5,6 +5,7 @@
 import { h } from "./dom.js";
 import { fmtNum, isNum, plural, whenCell } from "./format.js";
 import { modelName, runStatus, sourcePill, statusPill } from "./status.js";
+import { percentile } from "./stats.js";
 
 // [field, label, unit, digits, better: "lower" | "higher"]
 const METRICS = [
@@ -16,13 +17,6 @@ const METRICS = [
   ["cost", "Cost per request", "$", 4, "lower"],
 ];
 const SAME_WITHIN = 0.01; // a change under 1 % reads as "same"
-
-function median(values) {
-  const sorted = values.slice().sort((x, y) => x - y);
-  if (!sorted.length) return null;
-  const mid = (sorted.length - 1) / 2;
-  return (sorted[Math.floor(mid)] + sorted[Math.ceil(mid)]) / 2;
-}
 
 /** Model name → {results, ok, failedTypes} of one run, in the run's order. */
 function byModel(run) {
@@ -43,7 +37,7 @@ function value(entry, field) {
     .filter((r) => field !== "cost" || r.cost_known !== false)
     .map((r) => r[field])
     .filter(isNum);
-  return median(values);
+  return percentile(values, 50);
 }
 
 function fmtValue(v, unit, digits) {

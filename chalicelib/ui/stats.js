@@ -1,13 +1,6 @@
 /* Statistics as the charts draw them: the metrics, and per model a list of points
- * {t, n, failures, values: {ttft: {p10, p50, p90}, ...}} read from `GET api/stats` (hour or
- * day buckets) or from the runs themselves (`GET api/history`, one point per run).
- *
- * Per run, the numbers are the run's own results: one result per model for a scheduled run
- * (p10 = p50 = p90 = the value), and for an on-demand run of several runs the same
- * percentiles the API computes (linear interpolation between closest ranks, over successful
- * results only; every result counts in n and failures).
- */
-import { api } from "./api.js";
+ * {t, n, failures, values: {ttft: {p10, p50, p90}, ...}, runId} read from `GET api/stats`
+ * (hour, day or run buckets; every percentile is the API's). */
 import { fmtNum, isNum } from "./format.js";
 
 export const METRICS = [
@@ -47,6 +40,7 @@ export function fromStats(answer) {
         itl: band(p, "itl_p99_ms"),
         cost: { p50: p.cost_p50, total: p.cost_total },
       },
+      runId: p.run_id || null,
     })),
   }));
 }
@@ -55,33 +49,8 @@ function band(p, field) {
   return { p10: p[field + "_p10"], p50: p[field + "_p50"], p90: p[field + "_p90"] };
 }
 
-/** Runs (any order) as points per model, one per run, oldest first. */
-export function fromRuns(runs) {
-  const byModel = new Map();
-  runs.slice().sort((a, b) => (a.created_at || "").localeCompare(b.created_at || "")).forEach((run) => {
-    const t = Date.parse(run.created_at);
-    const groups = new Map();
-    (run.results || []).forEach((r) => {
-      const name = r.model || "?";
-      if (!groups.has(name)) groups.set(name, []);
-      groups.get(name).push(r);
-    });
-    groups.forEach((results, name) => {
-      if (!byModel.has(name)) byModel.set(name, { model: name, provider: results[0].provider, summary: null, points: [] });
-      const ok = results.filter((r) => r.success);
-      const values = {};
-      METRICS.forEach((metric) => {
-        const sample = ok.map((r) => r[metric.result]).filter(isNum);
-        values[metric.key] = { p10: percentile(sample, 10), p50: percentile(sample, 50), p90: percentile(sample, 90) };
-      });
-      values.cost.total = results.reduce((sum, r) => sum + (isNum(r.cost) ? r.cost : 0), 0);
-      byModel.get(name).points.push({ t, n: results.length, failures: results.length - ok.length, values, runId: run.id });
-    });
-  });
-  return Array.from(byModel.values()).sort((a, b) => a.model.localeCompare(b.model));
-}
-
-/** Linear interpolation between closest ranks (NumPy's default), as the API computes it. */
+/** Linear interpolation between closest ranks (NumPy's default), as the API computes it: for
+ * figures the API does not give, such as the median of several models' medians. */
 export function percentile(values, q) {
   if (!values.length) return null;
   const sorted = values.slice().sort((a, b) => a - b);
@@ -89,20 +58,4 @@ export function percentile(values, q) {
   const low = Math.floor(rank);
   const high = Math.min(low + 1, sorted.length - 1);
   return sorted[low] + (sorted[high] - sorted[low]) * (rank - low);
-}
-
-/** Every run of a range, following the cursor: at most `cap` runs (newest kept). */
-export async function loadRuns(params, cap = 1000) {
-  const runs = [];
-  let cursor = null;
-  let truncated = false;
-  do {
-    const query = new URLSearchParams({ ...params, limit: "100" });
-    if (cursor) query.set("cursor", cursor);
-    const page = await api("GET", "api/history?" + query);
-    runs.push(...(page.runs || []));
-    cursor = page.next_cursor;
-    if (runs.length >= cap && cursor) { truncated = true; break; }
-  } while (cursor);
-  return { runs, truncated };
 }

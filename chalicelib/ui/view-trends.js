@@ -1,8 +1,8 @@
 /* Trends (`#/trends?range=7d&schedule=<id>&points=hour`): statistics over time from
  * `GET api/stats`, one chart per metric (p50 line, p10–p90 band, failures ringed in red),
  * per-model toggles shared by every chart, and a summary table per model (the charts' text
- * alternative). "Each run" points come from the runs themselves (`GET api/history`), for
- * ranges whose hours hold several runs. The address keeps the choice; the page reads it back.
+ * alternative). "Each run" asks the API for `bucket=run`, one point per run, for ranges whose
+ * hours hold several runs. The address keeps the choice; the page reads it back.
  */
 import { $, $all, h } from "./dom.js";
 import { api } from "./api.js";
@@ -10,7 +10,7 @@ import { fmtNum, isNum, plural } from "./format.js";
 import { plainMessage, problemsOf } from "./forms.js";
 import { SERIES_COLORS } from "./chart.js";
 import { loadSchedules, schedules } from "./schedules.js";
-import { METRICS, fmtMetric, fmtMoney, fromRuns, fromStats, loadRuns } from "./stats.js";
+import { METRICS, fmtMetric, fmtMoney, fromStats } from "./stats.js";
 import { trendChart, whenLabel } from "./trend-chart.js";
 
 const DAY = 24 * 3600 * 1000;
@@ -21,7 +21,6 @@ const POINTS = {
   day: "Daily",
   run: "Each run",
 };
-const RUN_CAP = 1000;
 
 let wired = false;
 let visited = false;
@@ -158,24 +157,15 @@ async function load({ quiet = false } = {}) {
   const params = { since: range.since, until: range.until };
   if (state.schedule) params.schedule_id = state.schedule;
   const statsQuery = new URLSearchParams(params);
-  if (state.points === "hour" || state.points === "day") statsQuery.set("bucket", state.points);
+  if (state.points !== "auto") statsQuery.set("bucket", state.points);
   try {
-    const [stats, runs] = await Promise.all([
-      api("GET", "api/stats?" + statsQuery),
-      state.points === "run" ? loadRuns(params, RUN_CAP) : null,
-    ]);
+    const stats = await api("GET", "api/stats?" + statsQuery);
     if (seq !== loadSeq) return;
-    if (runs) {
-      const summaries = new Map((stats.models || []).map((m) => [m.model, m.summary]));
-      models = fromRuns(runs.runs).map((m) => ({ ...m, summary: summaries.get(m.model) || null }));
-      bucket = "run";
-    } else {
-      models = fromStats(stats);
-      bucket = stats.bucket;
-    }
+    models = fromStats(stats);
+    bucket = stats.bucket;
     const names = Array.from(new Set(models.map((m) => m.model))).sort();
     models.forEach((m) => { m.color = SERIES_COLORS[names.indexOf(m.model) % SERIES_COLORS.length]; });
-    render(stats, runs);
+    render(stats);
   } catch (err) {
     if (seq !== loadSeq) return;
     showLoadError(err);
@@ -221,7 +211,7 @@ function showLoadError(err) {
 
 // --- drawing ------------------------------------------------------------------------------------
 
-function render(stats, runs) {
+function render(stats) {
   if (!models.length) {
     const where = state.schedule ? "this schedule" : "any schedule or benchmark";
     $("#trends-empty-text").textContent = "No runs of " + where + " in this range.";
@@ -231,8 +221,7 @@ function render(stats, runs) {
   setPhase("data");
   const label = bucket === "run" ? "One point per run" : bucket === "day" ? "One point per day (UTC)" : "One point per hour";
   const span = whenLabel(Date.parse(stats.since), "run").replace(/:\d\d$/, "") + " – " + whenLabel(Date.parse(stats.until), "run").replace(/:\d\d$/, "");
-  const capped = runs && runs.truncated ? " · the latest " + fmtNum(RUN_CAP) + " runs" : "";
-  $("#trends-note").textContent = label + " · " + plural(models.length, "model") + " · " + span + capped;
+  $("#trends-note").textContent = label + " · " + plural(models.length, "model") + " · " + span;
   renderLegend();
   renderCharts();
   renderSummary();
