@@ -30,6 +30,8 @@ def pytest_collection_modifyitems(config, items):
     """`make test` runs two pytest-xdist workers (`--dist loadgroup`): each test file stays on
     one worker, so its module fixtures (a browser, a seeded account) are built once, and all of
     tests/deploy shares one worker and so one packaged bundle per stage."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
     root = Path(config.rootpath)
     for item in items:
         where = Path(item.path).relative_to(root)

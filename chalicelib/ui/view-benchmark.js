@@ -35,8 +35,9 @@ export const benchmarkView = {
   async show(id) {
     wire();
     const pickerBox = $("#bench-model-picker");
-    if (!catalog.providers.length) pickerBox.replaceChildren(h("p", { class: "muted small picker-empty" }, "Loading models…"));
-    const catalogRead = loadCatalog().then(() => picker.render(), (err) => {
+    const loading = !catalog.providers.length;
+    if (loading) pickerBox.replaceChildren(h("p", { class: "muted small picker-empty" }, "Loading models…"));
+    const catalogRead = loadCatalog().then(() => (loading ? picker.render() : picker.refresh()), (err) => {
       if (err.status === 401) return;
       picker.render();
       pickerBox.prepend(h("p", { class: "field-error picker-empty", role: "alert" }, "Could not load the model list: " + err.message + " You can still type provider/model above."));

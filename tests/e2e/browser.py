@@ -226,7 +226,7 @@ _REACHABLE = """el => {
   const inside = r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight && r.width > 0;
   const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
   const on = hit && (hit === el || el.contains(hit) || hit.contains(el) && hit.tagName === 'LABEL');
-  return {inside, on: !!on, name: el.getAttribute('aria-label') || el.textContent.trim(),
+  return {connected: el.isConnected, inside, on: !!on, name: el.getAttribute('aria-label') || el.textContent.trim(),
           hit: hit ? hit.tagName + '.' + hit.className + ' ' + (hit.textContent || '').trim().slice(0, 40) : null};
 }"""
 
@@ -237,6 +237,8 @@ def assert_clickable(locator, what: str) -> int:
     assert elements, f"no {what} found"
     for element in elements:
         seen = element.evaluate(_REACHABLE)
+        if not seen["connected"]:  # re-rendered between finding and measuring: measure the new one
+            seen = element.evaluate(_REACHABLE)
         assert seen["inside"], f"{what} {seen['name']!r} is not inside the viewport"
         assert seen["on"], f"{what} {seen['name']!r} is covered by {seen['hit']}"
     return len(elements)
