@@ -32,7 +32,6 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from chalicelib import auth, aws_clients, clock, connections, metrics, payloads, tickets
-from chalicelib.connections import Connection
 from chalicelib.errors import ApiError, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ def _connection_id(event: Event) -> str:
 # --- the three routes --------------------------------------------------------------------
 
 
-def connect(event: Event) -> Connection:
+def connect(event: Event) -> connections.Connection:
     """`$connect`: raises `Unauthorized` (bad, used or missing ticket or token) or
     `TooManyRequests` (sixth connection); the handler turns either into a refused upgrade."""
     query = event.get("queryStringParameters") or {}
@@ -217,7 +216,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def post(connection: Connection, message: Message | bytes) -> str:
+def post(connection: connections.Connection, message: Message | bytes) -> str:
     """Send one message to one connection: `SENT`, `GONE` (410: the record is deleted) or
     `FAILED` (logged). Never raises: a client going away must not fail a job."""
     data = message if isinstance(message, bytes) else encode(message)
@@ -238,7 +237,7 @@ def post(connection: Connection, message: Message | bytes) -> str:
         return FAILED
 
 
-def close(connection: Connection) -> None:
+def close(connection: connections.Connection) -> None:
     """Close the socket (`@connections` DELETE) and forget the connection. Never raises:
     if API Gateway cannot be reached, the record is gone anyway, so the socket gets no
     events and its messages are dropped until API Gateway closes it."""
@@ -258,7 +257,7 @@ def close_user(user_id: str) -> int:
     return len(found)
 
 
-def is_gone(connection: Connection) -> bool:
+def is_gone(connection: connections.Connection) -> bool:
     """Whether API Gateway says the connection no longer exists (`GetConnection` → 410).
     Any other answer or error counts as "still there": only a 410 frees a place."""
     try:
@@ -275,7 +274,7 @@ def _error_code(err: Exception) -> str | None:
     return None
 
 
-def _forget(connection: Connection) -> None:
+def _forget(connection: connections.Connection) -> None:
     try:
         connections.unregister(connection.connection_id, connection.user_id)
     except Exception as err:  # noqa: BLE001 - the TTL and the counter's heal catch up
