@@ -113,7 +113,7 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
         watch.stop()
     if watch.cancelled:
         return jobs.CANCELLED, None, "Cancelled by the user"
-    metadata = _metadata(job, schedule, manual)
+    metadata = _metadata(job, plan, schedule, manual)
     run_id = history.save(history.NewRun(
         user_id=job.user_id,
         job_id=job.job_id,
@@ -313,9 +313,11 @@ def _endpoint_problem(target: ModelTarget) -> tuple[list[str], str | None]:
         return [], getattr(err, "error", None) or "Endpoint refused"
 
 
-def _metadata(job: JobModel, schedule: ScheduleModel | None, manual: bool) -> dict[str, Any]:
+def _metadata(job: JobModel, plan: _Plan, schedule: ScheduleModel | None, manual: bool) -> dict[str, Any]:
+    """DESIGN §3's metadata; an on-demand run also keeps how it ran (`runs`, `warmup`) so
+    "Run again" repeats it."""
     if schedule is None:
-        return {"source": "manual", "job_id": job.job_id}
+        return {"source": "manual", "job_id": job.job_id, "runs": plan.runs, "warmup": plan.warmup}
     metadata = {
         "source": "schedule",
         "schedule_id": schedule.schedule_id,

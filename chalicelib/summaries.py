@@ -35,12 +35,13 @@ class Sample:
     """The results of one model (in one run, one time bucket, or one range), reduced to
     counts and the metric values percentiles are taken over."""
 
-    __slots__ = ("n", "successes", "cost_total", "values")
+    __slots__ = ("n", "successes", "cost_total", "cost_unknown", "values")
 
     def __init__(self) -> None:
         self.n = 0
         self.successes = 0
         self.cost_total = 0.0
+        self.cost_unknown = 0  # successful results whose model had no price (`cost_known` false)
         self.values: dict[str, list[float]] = {metric: [] for metric in METRICS}
 
     def add(self, result: dict[str, Any]) -> None:
@@ -49,6 +50,7 @@ class Sample:
         if not result.get("success"):
             return
         self.successes += 1
+        self.cost_unknown += result.get("cost_known") is False  # a failed request costs 0 at any price
         for metric in METRICS:
             value = _number(result.get(metric))
             if value is not None:
@@ -90,7 +92,8 @@ def by_model(results: Iterable[dict[str, Any]]) -> dict[str, Sample]:
 
 def run_summary(results: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The `summary` saved with a run: per model, its `n` results (runs × 1, warm-up never
-    included) and their p50/p90."""
+    included) and their p50/p90; `cost_known` false when a result's model had no price (its
+    `cost_total` then counts it as 0, which is not a price)."""
     return {
         model: {
             "n": sample.n,
@@ -98,7 +101,9 @@ def run_summary(results: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "ttft_ms": sample.percentiles("ttft_ms", (50, 90)),
             "output_speed_tps": sample.percentiles("output_speed_tps", (50, 90)),
             "itl_p50_ms": sample.percentiles("itl_p50_ms", (50, 90)),
+            "itl_p99_ms": sample.percentiles("itl_p99_ms", (50, 90)),
             "cost_total": sample.total_cost(),
+            "cost_known": not sample.cost_unknown,
         }
         for model, sample in by_model(results).items()
     }

@@ -159,7 +159,7 @@ def test_runs_times_models_with_warm_up_reach_the_provider_and_only_measured_run
     ]
     assert all(r["success"] for r in run.results)
     assert run.source == "manual" and run.status == "ok" and run.schedule_key is None
-    assert run.metadata == {"source": "manual", "job_id": data["job_id"]}
+    assert run.metadata == {"source": "manual", "job_id": data["job_id"], "runs": 3, "warmup": True}
     assert run.prompt == prompt and int(run.max_tokens) == 16
     assert set(run.summary) == {"fake/t", "anth/t", "fake/norole"}
     assert run.summary["fake/t"]["n"] == 3 and run.summary["fake/t"]["successes"] == 3
@@ -199,7 +199,8 @@ def test_the_summary_is_over_the_runs_and_failures_make_the_run_partial(tester, 
     assert ok["cost_total"] == round(sum(r["cost"] for r in run.results if r["model"] == "fake/t"), 8)
     assert failed == {"n": 2, "successes": 0, "ttft_ms": {"p50": None, "p90": None},
                       "output_speed_tps": {"p50": None, "p90": None},
-                      "itl_p50_ms": {"p50": None, "p90": None}, "cost_total": 0.0}
+                      "itl_p50_ms": {"p50": None, "p90": None}, "itl_p99_ms": {"p50": None, "p90": None},
+                      "cost_total": 0.0, "cost_known": True}
 
 
 def test_a_benchmark_where_everything_fails_ends_failed_with_its_run_saved(tester, lambda_invokes):

@@ -78,16 +78,27 @@ def test_a_run_summary_counts_failures_but_takes_percentiles_over_successes_only
             "ttft_ms": {"p50": 150.0, "p90": 190.0},
             "output_speed_tps": {"p50": 20.0, "p90": 28.0},
             "itl_p50_ms": {"p50": 10.0, "p90": 10.0},
+            "itl_p99_ms": {"p50": 20.0, "p90": 20.0},
             "cost_total": 0.75,
+            "cost_known": True,
         },
         "b": {
             "n": 1, "successes": 0,
             "ttft_ms": {"p50": None, "p90": None},
             "output_speed_tps": {"p50": None, "p90": None},
             "itl_p50_ms": {"p50": None, "p90": None},
+            "itl_p99_ms": {"p50": None, "p90": None},
             "cost_total": 0.0,
+            "cost_known": True,
         },
     }
+
+
+def test_a_run_summary_says_when_a_model_had_no_price():
+    unpriced = {**ok("a", 100, cost=0.0), "cost_known": False}
+    summary = summaries.run_summary([ok("a", 120), unpriced, ok("b", 90)])
+    assert summary["a"]["cost_known"] is False and summary["a"]["cost_total"] == 0.001
+    assert summary["b"]["cost_known"] is True
 
 
 def test_a_sample_ignores_values_that_are_not_numbers():

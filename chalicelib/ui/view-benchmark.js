@@ -326,7 +326,7 @@ function rowsOf(run) {
   return modelsOf(run).map((model) => {
     const results = (run.results || []).filter((r) => modelName(r) === model);
     const s = summary[model] || fallbackSummary(results);
-    const costKnown = !results.some((r) => r.success && r.cost_known === false);
+    const costKnown = typeof s.cost_known === "boolean" ? s.cost_known : !results.some((r) => r.success && r.cost_known === false);
     const errors = {};
     results.filter((r) => !r.success).forEach((r) => { const t = r.error_type || "error"; errors[t] = (errors[t] || 0) + 1; });
     const firstError = (results.find((r) => !r.success) || {}).error || "";

@@ -25,6 +25,7 @@ const state = {
   chartRuns: [], chartLoaded: false, single: null,
   picked: new Map(), // run id → run, for Compare (at most MAX_PICK)
   focusCompare: false,
+  edited: false, // the user changed a filter since the list was asked for (not applied: invalid)
 };
 
 export const historyView = {
@@ -58,9 +59,10 @@ async function showList() {
   state.listHash = filtersHash(state.filters);
   setMode("list");
   const form = $("#history-filters");
-  await ensureSchedules();
-  fillForm(state.filters, scheduleOptions(), modelSuggestions());
+  state.edited = false;
   clearErrors(form);
+  await ensureSchedules();
+  refillForm(seq);
   $("#history-clear").hidden = !isFiltered(state.filters);
   const chart = state.chartLoaded ? null : loadChartRuns().catch(reportError);
   try {
@@ -69,7 +71,14 @@ async function showList() {
     if (seq === state.seq) showFilterError(err);
   }
   if (chart) await chart;
-  if (seq === state.seq) fillForm(state.filters, scheduleOptions(), modelSuggestions());
+  refillForm(seq);
+}
+
+/** The filter form says what the address says, with fresh schedule and model choices; a
+ * slow answer never undoes what the user changed meanwhile (an invalid date pair, say). */
+function refillForm(seq) {
+  if (seq !== state.seq) return;
+  fillForm(state.edited ? formFilters() : state.filters, scheduleOptions(), modelSuggestions());
 }
 
 /** Read a page of runs for the current filters (more of them with `first` false). A filtered
@@ -417,7 +426,10 @@ function resultRow(r) {
 async function runAgain(run, button, errorSlot) {
   const models = runModels(run);
   const body = { models, prompt: run.prompt, max_tokens: run.max_tokens, temperature: run.temperature };
-  if (runSource(run).key === "manual") body.runs = runRepeats(run);
+  if (runSource(run).key === "manual") {
+    body.runs = runRepeats(run);
+    if (run.metadata && run.metadata.warmup === true) body.warmup = true;
+  }
   errorSlot.textContent = "";
   busy(button, true);
   try {
@@ -548,7 +560,8 @@ function forget() {
 export function wireHistory() {
   onSessionChange(forget);
   const form = $("#history-filters");
-  form.addEventListener("change", applyFilters);
+  form.addEventListener("input", () => { state.edited = true; });
+  form.addEventListener("change", () => { state.edited = true; applyFilters(); });
   form.addEventListener("submit", (event) => { event.preventDefault(); applyFilters(); });
   $("#history-model").addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); applyFilters(); }

@@ -40,7 +40,7 @@ def seeded(stack):
     })["schedule"]
     triggered = call(stack, "POST", f"api/schedules/{schedule['id']}/trigger", account.token)["job_id"]
     manual = call(stack, "POST", "api/benchmarks", account.token, {
-        "models": ["demo/fast"], "prompt": "Name three colours.", "max_tokens": 24, "runs": 2,
+        "models": ["demo/fast"], "prompt": "Name three colours.", "max_tokens": 24, "runs": 2, "warmup": True,
     })["job_id"]
     partial = wait_for_job(stack, account.token, triggered)
     benchmark = wait_for_job(stack, account.token, manual)
@@ -128,6 +128,41 @@ def test_each_filter_narrows_the_list_and_lives_in_the_address(open_page, stack,
     page.console.check(seeded.account.token)
 
 
+def test_a_slow_list_answer_never_undoes_a_filter_changed_meanwhile(open_page, stack, seeded):
+    from playwright.sync_api import expect
+
+    page = open_page(DESKTOP, seeded.account)
+    page.goto(f"{stack.rest_url}/#/history")
+    expect(page.get_by_test_id("run")).to_have_count(2)
+    today = page.evaluate("new Date().toLocaleDateString('en-CA')")
+    yesterday = page.evaluate("(() => { const d = new Date(); d.setDate(d.getDate() - 1); return d.toLocaleDateString('en-CA'); })()")
+
+    # The list for "from today" is asked for and held; meanwhile the user picks an "until"
+    # before it, which the page refuses beside the field without asking the API.
+    held: list = []
+    listed = re.compile(r"/api/history\?")
+    page.route(listed, lambda route: held.append(route))
+    page.get_by_test_id("history-since").fill(today)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the filtered list was never asked for"
+    page.get_by_test_id("history-until").fill(yesterday)
+    expect(page.locator("#history-until-error")).to_have_text("Must be on or after the From date.")
+
+    # The held answer arrives: the list is drawn, and the user's "until" and its error stay.
+    for route in held:
+        route.continue_()
+    page.unroute(listed)
+    expect(page.get_by_test_id("run")).to_have_count(2)
+    expect(page.get_by_test_id("history-refresh")).to_be_enabled()
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_test_id("history-until")).to_have_value(yesterday)
+    expect(page.locator("#history-until-error")).to_have_text("Must be on or after the From date.")
+    page.console.check(seeded.account.token)
+
+
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_a_run_page_and_two_runs_compared_fit_the_screen(open_page, stack, seeded, size):
     from playwright.sync_api import expect
@@ -211,6 +246,7 @@ def test_run_again_repeats_the_settings_and_the_new_run_joins_the_list(open_page
     again = call(stack, "GET", f"api/history/{new_id}", seeded.account.token)
     before = call(stack, "GET", f"api/history/{seeded.manual_run}", seeded.account.token)
     assert (again["prompt"], again["max_tokens"], again["temperature"]) == (before["prompt"], before["max_tokens"], before["temperature"])
+    assert (again["metadata"]["runs"], again["metadata"]["warmup"]) == (2, True)  # repeated as it ran
 
     page.get_by_test_id("history-back").click()
     expect(page.get_by_test_id("run")).to_have_count(3)

@@ -13,6 +13,7 @@ Screenshots: `trends` and `schedules-health` at 1440×900 and 390×844 (test-art
 from __future__ import annotations
 
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -54,7 +55,10 @@ def ready(stack, seeded) -> SimpleNamespace:
 
 
 def _ms(value: float) -> str:
-    return f"{value:,.0f} ms"
+    """As the page shows it: Intl rounds half away from zero (118.5 → 119), Python's format
+    half to even (118.5 → 118)."""
+    whole = Decimal(str(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return f"{whole:,} ms"
 
 
 def test_health_shows_a_partial_run_and_leads_to_trends_that_mark_failures_toggle_models_and_show_exact_values(seeded, open_page, stack):
