@@ -127,7 +127,7 @@ def _run(job: JobModel, deadline: float | None) -> tuple[str, str | None, str | 
         schedule_id=schedule.schedule_id if schedule else None,
     ))
     if schedule is not None:
-        _record_last_run(schedule, manual)
+        _record_last_run(schedule, manual, schedules.last_result(run_id, results))
     try:
         _after_save(job, run_id, results, metadata)
     except Exception:  # the run is saved: what reacts to it must not fail the benchmark
@@ -329,11 +329,11 @@ def _metadata(job: JobModel, plan: _Plan, schedule: ScheduleModel | None, manual
     return metadata
 
 
-def _record_last_run(schedule: ScheduleModel, manual: bool) -> None:
-    """`last_run` = now; after a manual trigger the schedule is re-phased from now (the
-    seed's rule), while ticks keep the phase they already advanced."""
+def _record_last_run(schedule: ScheduleModel, manual: bool, last_result: dict[str, Any]) -> None:
+    """`last_run` = now and the run at a glance; after a manual trigger the schedule is
+    re-phased from now (the seed's rule), while ticks keep the phase they already advanced."""
     now = clock.now()
-    actions = [ScheduleModel.last_run.set(clock.iso(now))]
+    actions = [ScheduleModel.last_run.set(clock.iso(now)), ScheduleModel.last_result.set(last_result)]
     if manual:
         actions.append(ScheduleModel.next_run.set(clock.iso(schedules.first_run(now, int(schedule.interval_hours)))))
     # False: deleted during the run; the run is saved, there is nothing to stamp.

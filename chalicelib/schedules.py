@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pynamodb.expressions.condition import Condition
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalog, clock, config, paging, quotas, user_providers, writes
+from chalicelib import catalog, clock, config, paging, quotas, summaries, user_providers, writes
 from chalicelib.errors import NotFound, invalid
 from chalicelib.tables import ScheduleModel
 
@@ -229,8 +229,30 @@ def to_public(item: ScheduleModel) -> dict[str, Any]:
         "interval_hours": int(item.interval_hours),
         "enabled": bool(item.enabled),
         "last_run": item.last_run,
+        "last_result": item.last_result,
         "next_run": item.next_run,
         "created_at": item.created_at,
+    }
+
+
+def last_result(run_id: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last run at a glance, kept on the schedule so the list shows each schedule's
+    health without reading its history: `{run_id, status, models: [{model, success,
+    error_type, ttft_ms, output_speed_tps}]}`, one entry per result (a scheduled run has one
+    per model). Bounded by the schedule's model count; figures are null for a failure."""
+    return {
+        "run_id": run_id,
+        "status": summaries.run_status(results),
+        "models": [
+            {
+                "model": result.get("model"),
+                "success": bool(result.get("success")),
+                "error_type": None if result.get("success") else result.get("error_type"),
+                "ttft_ms": result.get("ttft_ms") if result.get("success") else None,
+                "output_speed_tps": result.get("output_speed_tps") if result.get("success") else None,
+            }
+            for result in results
+        ],
     }
 
 

@@ -88,6 +88,9 @@ def test_a_due_schedule_runs_once_and_lands_in_history_with_the_seeds_metadata(
     after = schedule(user, schedule_id)
     assert after.last_run == app_clock.now_iso()
     assert after.next_run == "2026-11-30T11:00:00.000000Z"  # phase kept: 09:00 + 2 intervals
+    assert after.last_result == {"run_id": run.run_id, "status": "ok", "models": [
+        {"model": r["model"], "success": True, "error_type": None, "ttft_ms": r["ttft_ms"],
+         "output_speed_tps": r["output_speed_tps"]} for r in run.results]}
     job = JobModel.get(report.claimed[0])
     assert job.status == "done" and job.result_ref == run.run_id
     types = [m["type"] for m in recorded_events.messages(user_id=user)]
@@ -479,7 +482,7 @@ def test_cancel_mid_stream_stops_the_stream_and_saves_nothing(user, clock, lambd
 
 
 def test_one_provider_failing_does_not_stop_the_others(user, clock, lambda_invokes):
-    make_schedule(user, ["fake/err-500", "anth/t", "gem/t"])
+    schedule_id = make_schedule(user, ["fake/err-500", "anth/t", "gem/t"])
     clock.advance(hours=1)
     tick.run()
     [outcome] = lambda_invokes.run_pending()
@@ -489,6 +492,12 @@ def test_one_provider_failing_does_not_stop_the_others(user, clock, lambda_invok
     assert by_model["fake/err-500"]["success"] is False
     assert by_model["fake/err-500"]["error_type"] == "http_500"
     assert by_model["anth/t"]["success"] and by_model["gem/t"]["success"]
+    # The schedule says so at a glance: partial, which model failed and why, no figures for it.
+    glance = schedule(user, schedule_id).last_result
+    assert glance["run_id"] == run.run_id and glance["status"] == "partial"
+    assert glance["models"][0] == {"model": "fake/err-500", "success": False, "error_type": "http_500",
+                                   "ttft_ms": None, "output_speed_tps": None}
+    assert [m["success"] for m in glance["models"][1:]] == [True, True]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ SEED_CREATE = {
 
 SCHEDULE_FIELDS = {
     "id", "name", "prompt", "models", "models_json", "max_tokens", "temperature",
-    "interval_hours", "enabled", "last_run", "next_run", "created_at",
+    "interval_hours", "enabled", "last_run", "last_result", "next_run", "created_at",
 }
 
 
@@ -38,7 +38,7 @@ def test_create_answers_ok_id_and_schedule(clock, alice):
     assert data["id"] == schedule["id"]
     assert set(schedule) == SCHEDULE_FIELDS
     assert schedule["models"] == schedule["models_json"] == SEED_CREATE["models"]
-    assert schedule["enabled"] is True and schedule["last_run"] is None
+    assert schedule["enabled"] is True and schedule["last_run"] is None and schedule["last_result"] is None
     assert schedule["created_at"] == "2026-11-30T09:00:00.000000Z"
     assert schedule["next_run"] == "2026-12-01T09:00:00.000000Z"  # now + interval
 

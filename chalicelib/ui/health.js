@@ -1,9 +1,11 @@
 /* Health at a glance in the schedule list: per schedule the last run's outcome, its TTFT
  * and output speed, and a 7-day sparkline of TTFT p50.
  *
- * Loaded after the list is drawn, at most MAX_AT_ONCE requests in flight for the whole
- * list (`GET api/history?schedule_id=&limit=1` and `GET api/stats?schedule_id=&since=&bucket=day`
- * per schedule); kept per schedule until its `last_run` changes (a run ended).
+ * The last run comes with the schedule (`last_result`); the sparkline is loaded after the
+ * list is drawn, at most MAX_AT_ONCE requests in flight for the whole list
+ * (`GET api/stats?schedule_id=&since=&bucket=day` per schedule; plus `GET
+ * api/history?schedule_id=&limit=1` for a schedule whose last run predates `last_result`);
+ * kept per schedule until its `last_run` changes (a run ended).
  */
 import { $, cssEscape, h, svg } from "./dom.js";
 import { api } from "./api.js";
@@ -61,11 +63,11 @@ export function loadHealth(list) {
     const mine = { key: s.last_run, state: "loading", since };
     cache.set(s.id, mine);
     const statsQuery = new URLSearchParams({ schedule_id: s.id, since: since.toISOString(), bucket: "day" });
-    Promise.all([
-      limited(() => api("GET", "api/history?" + new URLSearchParams({ schedule_id: s.id, limit: "1" }))),
-      limited(() => api("GET", "api/stats?" + statsQuery)),
-    ]).then(([history, stats]) => {
-      Object.assign(mine, { state: "done", run: (history.runs || [])[0] || null, stats });
+    const lastRun = s.last_result
+      ? Promise.resolve(glanceRun(s.last_result))
+      : limited(() => api("GET", "api/history?" + new URLSearchParams({ schedule_id: s.id, limit: "1" }))).then((history) => (history.runs || [])[0] || null);
+    Promise.all([lastRun, limited(() => api("GET", "api/stats?" + statsQuery))]).then(([run, stats]) => {
+      Object.assign(mine, { state: "done", run, stats });
     }, (err) => {
       Object.assign(mine, { state: "error", error: err && err.message });
     }).finally(() => {
@@ -77,6 +79,17 @@ export function loadHealth(list) {
       }
     });
   });
+}
+
+/** A schedule's `last_result` as the run fields this cell reads (status, results, summary). */
+function glanceRun(glance) {
+  const models = glance.models || [];
+  return {
+    id: glance.run_id,
+    status: glance.status,
+    results: models.map((m) => ({ model: m.model, success: m.success, error_type: m.error_type })),
+    summary: Object.fromEntries(models.filter((m) => m.success).map((m) => [m.model, { ttft_ms: { p50: m.ttft_ms }, output_speed_tps: { p50: m.output_speed_tps } }])),
+  };
 }
 
 function healthContent(s) {

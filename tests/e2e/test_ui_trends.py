@@ -187,10 +187,15 @@ def check_health_and_open_trends(page, stack, seeded) -> None:
     sparkline opens Trends for that schedule over 7 days."""
     from playwright.sync_api import expect
 
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
     page.goto(f"{stack.rest_url}/#/schedules")
     row = page.locator(f'[data-testid="schedule-row"][data-schedule-id="{seeded.watched["id"]}"]')
     health = row.get_by_test_id("schedule-health")
     expect(health).to_have_attribute("data-state", "done")
+    # The last run comes with the schedule (`last_result`): only the sparkline is asked for.
+    assert not [url for url in asked if "/api/history" in url], asked
+    assert [url for url in asked if "/api/stats" in url]
     expect(health.get_by_test_id("run-status")).to_have_attribute("data-status", "partial")
     expect(health.get_by_test_id("run-status")).to_have_text("Completed with errors")
     latest = next(r for r in seeded.runs[0]["results"] if r["model"] == "demo/fast")
