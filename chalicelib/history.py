@@ -30,6 +30,11 @@ from chalicelib.tables import RunModel
 MAX_LIMIT = 100
 _RUN_ID = re.compile(r"^[0-9TZ.:-]{1,40}-[0-9a-f]{1,64}$")
 _PAGE = 100  # items per Query page when filters may skip many
+# DynamoDB refuses an item over 400 KB. The bounds (a prompt ≤ 100,000 bytes, 20 models ×
+# 10 runs) keep a run under it except for error texts, which a provider writes: those are
+# shortened, longest first allowed, until the item fits (`_fitted`); figures never are.
+_ITEM_BUDGET = 380_000
+_ERROR_CUTS = (120, 40)
 
 
 def max_read() -> int:
@@ -75,6 +80,9 @@ def save(run: NewRun) -> str:
     is the job's `result_ref`. Status, model names and per-model summary are written with
     it, so readers filter and summarize without re-deriving them."""
     run_id = run_id_for(run.started_at, run.job_id)
+    summary = summaries.run_summary(run.results)
+    models = list(dict.fromkeys(str(r["model"]) for r in run.results)) or None
+    fixed = len(run.prompt.encode("utf-8", "surrogatepass")) + _stored_bytes(summary, run.metadata, models)
     item = RunModel(
         run.user_id,
         run_id,
@@ -84,16 +92,40 @@ def save(run: NewRun) -> str:
         context_tiers=[0],
         max_tokens=run.max_tokens,
         temperature=run.temperature,
-        results=run.results,
+        results=_fitted(run.results, _ITEM_BUDGET - fixed),
         metadata=run.metadata,
         status=summaries.run_status(run.results),
         schedule_id=run.schedule_id,
         schedule_key=_schedule_key(run.user_id, run.schedule_id) if run.schedule_id else None,
-        models=list(dict.fromkeys(str(r["model"]) for r in run.results)) or None,
-        summary=summaries.run_summary(run.results),
+        models=models,
+        summary=summary,
     )
     writes.put_if(item, RunModel.run_id.does_not_exist())  # False: saved before, kept as is
     return run_id
+
+
+def _stored_bytes(*values: Any) -> int:
+    """The bytes `values` take as the run item stores them (its JSON form)."""
+    attribute = RunModel.results
+    return sum(len((attribute.serialize(value) or "").encode("utf-8")) for value in values)
+
+
+def _fitted(results: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """`results` within `budget` bytes: as they are when they fit, else with each `error`
+    cut to fewer characters (`_ERROR_CUTS`), which is all a provider can make long."""
+    fitted = results
+    for cut in _ERROR_CUTS:
+        if _stored_bytes(fitted) <= budget:
+            break
+        fitted = [_short_error(result, cut) for result in results]
+    return fitted
+
+
+def _short_error(result: dict[str, Any], cut: int) -> dict[str, Any]:
+    error = result.get("error")
+    if not isinstance(error, str) or len(error) <= cut:
+        return result
+    return {**result, "error": error[: cut - 1] + "…"}
 
 
 # --- query parameters shared by the history, stats and export routes -----------------------

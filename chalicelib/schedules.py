@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 from pynamodb.expressions.condition import Condition
 from pynamodb.exceptions import DoesNotExist
 
@@ -28,6 +29,9 @@ JOB_TYPE = "scheduled_benchmark"
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 Prompt = Annotated[str, StringConstraints(min_length=1, max_length=50_000)]
+# A run item holds the prompt beside up to 20 models × 10 results, and DynamoDB refuses an
+# item over 400 KB: 50,000 four-byte characters would not fit, so bytes are bounded too.
+PROMPT_MAX_BYTES = 100_000
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Models = Annotated[list[ModelName], Field(min_length=1, max_length=20)]
 MaxTokens = Annotated[int, Field(ge=1, le=128_000)]
@@ -44,9 +48,13 @@ class SettingsBody(BaseModel):
 
     @field_validator("prompt", check_fields=False)
     @classmethod
-    def _prompt_not_blank(cls, value: str | None) -> str | None:
+    def _prompt_fits(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be blank")
+        if value is not None and len(value.encode("utf-8", "surrogatepass")) > PROMPT_MAX_BYTES:
+            raise PydanticCustomError(
+                "prompt_bytes", "must be at most {max_bytes} bytes in UTF-8", {"max_bytes": PROMPT_MAX_BYTES}
+            )
         return value
 
 

@@ -7,6 +7,7 @@ credentials come from the standard AWS environment.
 """
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any, cast
 
@@ -59,6 +60,19 @@ def _strings(**options: Any) -> ListAttribute[str]:
 
 def _numbers(**options: Any) -> ListAttribute[float]:
     return cast("ListAttribute[float]", ListAttribute(of=NumberAttribute, **options))
+
+
+class CompactJSONAttribute(JSONAttribute):
+    """JSON stored as UTF-8 without ASCII escapes or spaces. Against DynamoDB's 400 KB item
+    limit a non-ASCII character then costs its 2–4 bytes, not a 6-byte `\\uXXXX`. A lone
+    surrogate (JSON text may carry one) has no UTF-8 form and stays escaped, which JSON
+    reads back as the same string. Reads accept both forms."""
+
+    def serialize(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _Table(Model):
@@ -339,14 +353,14 @@ class RunModel(_Table):
     context_tiers = _numbers()
     max_tokens = NumberAttribute()
     temperature = NumberAttribute()
-    results = JSONAttribute()
-    metadata = JSONAttribute()
+    results = CompactJSONAttribute()
+    metadata = CompactJSONAttribute()
     # Written with the run so readers filter and index without parsing `results`.
     status = UnicodeAttribute(null=True)  # "ok" | "partial" | "failed"
     schedule_id = UnicodeAttribute(null=True)
     schedule_key = UnicodeAttribute(null=True)
     models = _strings(null=True)  # the model names of `results`, for `contains` filters
-    summary = JSONAttribute(null=True)  # {model: {n, successes, p50/p90s, cost_total}}
+    summary = CompactJSONAttribute(null=True)  # {model: {n, successes, p50/p90s, cost_total, cost_known}}
     by_schedule = RunsBySchedule()
 
 

@@ -78,6 +78,7 @@ def test_post_answers_at_once_with_a_benchmark_job_and_dispatches_it(tester, lam
         ({"models": "fake/t"}, "models"),
         ({"prompt": "   "}, "prompt"),
         ({"prompt": "x" * 50_001}, "prompt"),
+        ({"prompt": "😀" * 25_001}, "prompt"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_tokens": 128_001}, "max_tokens"),
         ({"temperature": 2.5}, "temperature"),

@@ -274,3 +274,55 @@ def test_pages_stay_within_the_byte_budget_and_a_heavy_run_still_comes_alone(ali
         # each run as Lambda's response holds it: Chalice's JSON, escaped once more
         assert sum(len(json.dumps(json.dumps(r, separators=(",", ":")))) - 2 for r in page) <= 2500
     assert len(pages) > 2
+
+
+def _largest_run(user_id: str, prompt: str) -> history.NewRun:
+    """What the limits allow at most: 20 models of 200-character names × 10 runs, each a
+    failure with the longest error message the engine keeps (failures carry the most text)."""
+    from chalicelib import benchmarks
+    from chalicelib.providers import ModelTarget
+    from chalicelib.providers.engine import failure_record
+
+    results = []
+    for m in range(20):
+        name = f"p{m:02d}/" + "m" * 196
+        target = ModelTarget(provider_key=f"p{m:02d}", kind="openai", base_url="https://example.com/v1",
+                             model=name.split("/", 1)[1], name=name)
+        for n in range(1, benchmarks.MAX_RUNS + 1):
+            results.append({**failure_record(target, "bad_response", "é" * 10_000), "run": n, "runs": benchmarks.MAX_RUNS})
+    return history.NewRun(
+        user_id=user_id, job_id="f" * 32, started_at="2026-11-30T10:00:00.000000Z", prompt=prompt,
+        max_tokens=128_000, temperature=0.5, results=results,
+        metadata={"source": "manual", "job_id": "f" * 32, "runs": 10, "warmup": True}, source="manual",
+    )
+
+
+def test_the_largest_run_the_limits_allow_fits_in_one_dynamodb_item(alice):
+    from chalicelib.schedules import PROMPT_MAX_BYTES
+
+    prompt = "😀" * (PROMPT_MAX_BYTES // 4)  # 4 bytes each: the byte bound, under the 50,000 characters
+    run_id = history.save(_largest_run(alice.id, prompt))
+    status, run = alice.get(f"/api/history/{run_id}")
+    assert status == 200 and len(run["results"]) == 200 and run["prompt"] == prompt
+
+
+def test_error_texts_are_kept_whole_unless_the_run_would_pass_the_item_limit(alice):
+    """What a provider writes (its error text) is the only thing shortened, and only when
+    the run would not fit: a run of ordinary size keeps every word."""
+    from chalicelib.providers import ModelTarget
+    from chalicelib.providers.engine import failure_record
+
+    target = ModelTarget(provider_key="p", kind="openai", base_url="https://example.com/v1", model="m", name="p/m")
+    small = history.NewRun(
+        user_id=alice.id, job_id="e" * 32, started_at="2026-11-30T10:00:00.000000Z", prompt="p",
+        max_tokens=8, temperature=0.5, results=[failure_record(target, "bad_response", "é" * 10_000)],
+        metadata={"source": "manual", "job_id": "e" * 32}, source="manual",
+    )
+    whole = alice.get(f"/api/history/{history.save(small)}")[1]["results"][0]["error"]
+    assert whole == small.results[0]["error"] and len(whole) > 300  # the engine's own cut, kept
+
+    largest = _largest_run(alice.id, "😀" * 25_000)
+    saved = alice.get(f"/api/history/{history.save(largest)}")[1]["results"]
+    assert all(r["error"].startswith("[bad_response] éé") and len(r["error"]) < len(whole) for r in saved)
+    assert [(r["model"], r["run"], r["error_type"]) for r in saved] == [
+        (r["model"], r["run"], r["error_type"]) for r in largest.results]

@@ -113,6 +113,7 @@ INVALID = [
     ({"prompt": ""}, "prompt"),
     ({"prompt": "   "}, "prompt"),
     ({"prompt": "x" * 50_001}, "prompt"),
+    ({"prompt": "😀" * 25_001}, "prompt"),  # 25,001 characters, 100,004 bytes
     ({"models": []}, "models"),
     ({"models": [f"gpt-{i}" for i in range(21)]}, "models"),
     ({"models": "gpt-4o"}, "models"),
@@ -139,6 +140,15 @@ def test_create_validation_names_the_field(alice, override, field):
     assert status == 422, data
     assert data["detail"][0]["field"] == field
     assert field.split(".")[0] in data["error"]
+
+
+def test_a_prompt_is_bounded_in_bytes_too_and_the_answer_says_the_limit(alice):
+    status, data = alice.post("/api/schedules", {**SEED_CREATE, "prompt": "😀" * 25_001})
+    assert status == 422
+    assert data["detail"] == [{"field": "prompt", "message": "must be at most 100000 bytes in UTF-8",
+                               "limit": {"max_bytes": 100_000}}]
+    status, data = alice.post("/api/schedules", {**SEED_CREATE, "prompt": "😀" * 25_000})
+    assert status == 200, data
 
 
 @pytest.mark.parametrize("override,field", INVALID)
