@@ -143,7 +143,7 @@ def _summary(sample: Sample) -> dict[str, Any]:
 
 def _point(start: datetime, sample: Sample) -> dict[str, Any]:
     """One bucket: `t` its start; a timing field is None when no result in it succeeded."""
-    ttft = sample.percentiles("ttft_ms", (10, 50, 90))
+    ttft = sample.percentiles("ttft_ms", (10, 50, 90, 99))
     speed = sample.percentiles("output_speed_tps", (10, 50, 90))
     itl = sample.percentiles("itl_p99_ms", (10, 50, 90))
     return {
@@ -154,6 +154,6 @@ def _point(start: datetime, sample: Sample) -> dict[str, Any]:
         **{f"ttft_ms_{name}": value for name, value in ttft.items()},
         **{f"output_speed_tps_{name}": value for name, value in speed.items()},
         **{f"itl_p99_ms_{name}": value for name, value in itl.items()},
-        "cost_p50": sample.percentiles("cost", (50,))["p50"],
+        **{f"cost_{name}": value for name, value in sample.percentiles("cost", (10, 50, 90)).items()},
         "cost_total": sample.total_cost(),
     }

@@ -9,9 +9,9 @@ from tests.runs import at, failure, result, run_at
 
 NULL_POINT_TIMINGS = {
     f"{metric}_{p}": None
-    for metric in ("ttft_ms", "output_speed_tps", "itl_p99_ms")
+    for metric in ("ttft_ms", "output_speed_tps", "itl_p99_ms", "cost")
     for p in ("p10", "p50", "p90")
-}
+} | {"ttft_ms_p99": None}
 
 
 @pytest.fixture
@@ -50,20 +50,20 @@ def test_summary_and_series_match_hand_computed_percentiles(user):
     }
     assert a["series"] == [
         {"t": "2026-11-30T06:00:00.000000Z", "n": 2, "failures": 0, "success_rate": 1.0,
-         "ttft_ms_p10": 110.0, "ttft_ms_p50": 150.0, "ttft_ms_p90": 190.0,
+         "ttft_ms_p10": 110.0, "ttft_ms_p50": 150.0, "ttft_ms_p90": 190.0, "ttft_ms_p99": 199.0,
          "output_speed_tps_p10": 11.0, "output_speed_tps_p50": 15.0, "output_speed_tps_p90": 19.0,
          "itl_p99_ms_p10": 5.1, "itl_p99_ms_p50": 5.5, "itl_p99_ms_p90": 5.9,
-         "cost_p50": 0.001, "cost_total": 0.002},
+         "cost_p10": 0.001, "cost_p50": 0.001, "cost_p90": 0.001, "cost_total": 0.002},
         {"t": "2026-11-30T07:00:00.000000Z", "n": 1, "failures": 0, "success_rate": 1.0,
-         "ttft_ms_p10": 300.0, "ttft_ms_p50": 300.0, "ttft_ms_p90": 300.0,
+         "ttft_ms_p10": 300.0, "ttft_ms_p50": 300.0, "ttft_ms_p90": 300.0, "ttft_ms_p99": 300.0,
          "output_speed_tps_p10": 30.0, "output_speed_tps_p50": 30.0, "output_speed_tps_p90": 30.0,
          "itl_p99_ms_p10": 7.0, "itl_p99_ms_p50": 7.0, "itl_p99_ms_p90": 7.0,
-         "cost_p50": 0.001, "cost_total": 0.001},
+         "cost_p10": 0.001, "cost_p50": 0.001, "cost_p90": 0.001, "cost_total": 0.001},
         {"t": "2026-11-30T08:00:00.000000Z", "n": 2, "failures": 1, "success_rate": 0.5,
-         "ttft_ms_p10": 400.0, "ttft_ms_p50": 400.0, "ttft_ms_p90": 400.0,
+         "ttft_ms_p10": 400.0, "ttft_ms_p50": 400.0, "ttft_ms_p90": 400.0, "ttft_ms_p99": 400.0,
          "output_speed_tps_p10": 40.0, "output_speed_tps_p50": 40.0, "output_speed_tps_p90": 40.0,
          "itl_p99_ms_p10": 8.0, "itl_p99_ms_p50": 8.0, "itl_p99_ms_p90": 8.0,
-         "cost_p50": 0.001, "cost_total": 0.001},
+         "cost_p10": 0.001, "cost_p50": 0.001, "cost_p90": 0.001, "cost_total": 0.001},
     ]
     assert b["summary"] == {
         "n": 1, "success_rate": 0.0,
@@ -73,7 +73,7 @@ def test_summary_and_series_match_hand_computed_percentiles(user):
         "cost_total": 0.0,
     }
     assert b["series"] == [{"t": "2026-11-30T08:00:00.000000Z", "n": 1, "failures": 1, "success_rate": 0.0,
-                            **NULL_POINT_TIMINGS, "cost_p50": None, "cost_total": 0.0}]
+                            **NULL_POINT_TIMINGS, "cost_total": 0.0}]
 
 
 def test_every_run_of_a_benchmark_counts_as_one_result(user):

@@ -7,7 +7,7 @@ export const METRICS = [
   { key: "ttft", title: "Time to first token", short: "TTFT", unit: "ms", field: "ttft_ms", result: "ttft_ms", digits: 0, band: true },
   { key: "speed", title: "Output speed", short: "Speed", unit: "tok/s", field: "output_speed_tps", result: "output_speed_tps", digits: 1, band: true },
   { key: "itl", title: "Inter-token latency p99", short: "ITL p99", unit: "ms", field: "itl_p99_ms", result: "itl_p99_ms", digits: 1, band: true },
-  { key: "cost", title: "Cost per request", short: "Cost", unit: "$", result: "cost", digits: 4, band: false },
+  { key: "cost", title: "Cost per request", short: "Cost", unit: "$", field: "cost", result: "cost", digits: 4, band: true },
 ];
 
 /** "104 ms", "98.2 tok/s", "$0.0012" (a cost under a ten-thousandth shows as "<$0.0001"). */
@@ -38,7 +38,7 @@ export function fromStats(answer) {
         ttft: band(p, "ttft_ms"),
         speed: band(p, "output_speed_tps"),
         itl: band(p, "itl_p99_ms"),
-        cost: { p50: p.cost_p50, total: p.cost_total },
+        cost: { ...band(p, "cost"), total: p.cost_total },
       },
       runId: p.run_id || null,
     })),
