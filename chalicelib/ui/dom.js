@@ -60,6 +60,22 @@ export function cssEscape(text) {
 }
 
 /** Move focus to the first of `candidates` that is still on the page (after a removal). */
+/**
+ * Replace `container`'s rows with `rows`, keeping the keyboard focus: a control focused in a
+ * row (found again by the row's `rowKey` attribute and the control's test id) is focused again
+ * in its redrawn row. Lists redraw when a job ends or an alert fires, under the user's focus.
+ */
+export function replaceRows(container, rows, rowKey) {
+  const focused = document.activeElement;
+  const row = focused && container.contains(focused) ? focused.closest("[" + rowKey + "]") : null;
+  const control = row && focused.dataset.testid;
+  const key = row && row.getAttribute(rowKey);
+  container.replaceChildren(...rows);
+  if (!control) return;
+  const again = container.querySelector("[" + rowKey + '="' + cssEscape(key) + '"] [data-testid="' + cssEscape(control) + '"]');
+  if (again) again.focus();
+}
+
 export function focusFirst(...candidates) {
   const target = candidates.find((el) => el && el.isConnected && !el.closest("[hidden]"));
   if (!target) return;

@@ -3,7 +3,7 @@
  * the alert toasts from the WebSocket (`alert_fired` stays until dismissed, `alert_resolved`
  * leaves on its own), which also refresh this page when it is open.
  */
-import { $, $all, busy, cssEscape, focusFirst, h } from "./dom.js";
+import { $, $all, busy, cssEscape, focusFirst, h, replaceRows } from "./dom.js";
 import { api, path } from "./api.js";
 import { clearErrors, showErrors, showLocalErrors } from "./forms.js";
 import { fmtNum, isNum, whenCell } from "./format.js";
@@ -170,7 +170,7 @@ function targetText(rule) {
 // --- the rules --------------------------------------------------------------------------------
 
 function renderRules() {
-  $("#alerts-body").replaceChildren(...rules.map(ruleRow));
+  replaceRows($("#alerts-body"), rules.map(ruleRow), "data-alert-id");
   $("#alerts-empty").hidden = rules.length > 0;
   $("#alerts-table").hidden = rules.length === 0;
 }

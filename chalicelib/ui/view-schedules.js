@@ -1,5 +1,5 @@
 /* Scheduling: the list of schedules and what each row can do. */
-import { $, $all, busy, cssEscape, focusFirst, h } from "./dom.js";
+import { $, $all, busy, cssEscape, focusFirst, h, replaceRows } from "./dom.js";
 import { api, path } from "./api.js";
 import { fmtInterval, whenCell } from "./format.js";
 import { confirmDialog } from "./dialogs.js";
@@ -27,7 +27,7 @@ export async function refreshSchedules() {
 
 export function renderSchedules() {
   const list = schedules();
-  $("#schedules-body").replaceChildren(...list.map(scheduleRow));
+  replaceRows($("#schedules-body"), list.map(scheduleRow), "data-schedule-id");
   $("#schedules-empty").hidden = list.length > 0;
   $("#schedules-table").hidden = list.length === 0;
   loadHealth(list); // after the list is on screen; each cell fills in as its answers come

@@ -301,6 +301,29 @@ def test_a_renamed_schedule_shows_its_new_name_on_its_old_runs(open_page, stack)
     page.console.check(account.token)
 
 
+def test_a_list_redrawn_when_a_job_ends_keeps_the_keyboard_focus(open_page, stack):
+    """A run that ends redraws the schedule list (its last run changed): the control the user
+    had focused is focused again in the redrawn row, not dropped to the page."""
+    from playwright.sync_api import expect
+
+    account = register(stack)
+    schedule = call(stack, "POST", "api/schedules", account.token, {"name": "Focus kept", "models": ["demo/fast"], "prompt": "Hi", "interval_hours": 24})["schedule"]
+    page = open_page(DESKTOP, account)
+    page.goto(f"{stack.rest_url}/#/schedules")
+    row = page.locator(f'[data-testid="schedule-row"][data-schedule-id="{schedule["id"]}"]')
+    row.get_by_test_id("schedule-edit").focus()
+    expect(row.get_by_test_id("schedule-last-run")).to_contain_text("Never")
+    old_edit = row.get_by_test_id("schedule-edit").element_handle()
+
+    job = wait_for_job(stack, account.token, call(stack, "POST", f"api/schedules/{schedule['id']}/trigger", account.token)["job_id"])
+    assert job["status"] == "done", job
+    ran = call(stack, "GET", "api/schedules", account.token)["schedules"][0]["last_run"]
+    expect(row.get_by_test_id("schedule-last-run").locator(".when")).to_have_attribute("data-iso", ran, timeout=RUN_TIMEOUT_MS)
+    assert not old_edit.evaluate("el => el.isConnected")  # the row was redrawn
+    expect(row.get_by_test_id("schedule-edit")).to_be_focused()
+    page.console.check(account.token)
+
+
 def test_stale_token_returns_to_sign_in_and_never_reaches_the_console(open_page, stack):
     from playwright.sync_api import expect
 
