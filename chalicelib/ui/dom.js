@@ -63,7 +63,8 @@ export function cssEscape(text) {
 /**
  * Replace `container`'s rows with `rows`, keeping the keyboard focus: a control focused in a
  * row (found again by the row's `rowKey` attribute and the control's test id) is focused again
- * in its redrawn row. Lists redraw when a job ends or an alert fires, under the user's focus.
+ * in its redrawn row. Lists redraw when a job ends or an alert fires, charts when the range
+ * or the window changes: all under the user's focus.
  */
 export function replaceRows(container, rows, rowKey) {
   const focused = document.activeElement;

@@ -82,7 +82,7 @@ export function trendChart({ metric, series, bucket, testId, width = 640 }) {
     grid, axis, bands, lines, fails, cursor, hit);
   const tip = h("div", { class: "trend-tip", role: "status", "aria-live": "polite", "data-testid": "trend-tooltip", hidden: true });
   const plot = h("div", {
-    class: "trend-plot", tabindex: "0", role: "group",
+    class: "trend-plot", tabindex: "0", role: "group", "data-testid": "trend-plot",
     "aria-label": metric.title + " chart. Use the left and right arrow keys to read each point.",
   }, picture, tip);
 

@@ -4,7 +4,7 @@
  * alternative). "Each run" asks the API for `bucket=run`, one point per run, for ranges whose
  * hours hold several runs. The address keeps the choice; the page reads it back.
  */
-import { $, $all, h } from "./dom.js";
+import { $, $all, h, replaceRows } from "./dom.js";
 import { api } from "./api.js";
 import { fmtNum, isNum, plural } from "./format.js";
 import { plainMessage, problemsOf } from "./forms.js";
@@ -259,7 +259,7 @@ function renderCharts() {
   }
   const width = chartWidth();
   box.dataset.width = width;
-  box.replaceChildren(...METRICS.map((metric) => trendChart({ metric, series: visible, bucket, testId: "trend-" + metric.key, width })));
+  replaceRows(box, METRICS.map((metric) => trendChart({ metric, series: visible, bucket, testId: "trend-" + metric.key, width })), "data-metric");
 }
 
 /** One chart's width: the box's, or half of it beside another (style.css: 2 columns above 900 px). */

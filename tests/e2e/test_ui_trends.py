@@ -70,6 +70,9 @@ def test_health_shows_a_partial_run_and_leads_to_trends_that_mark_failures_toggl
     # The range and the schedule are kept in the address.
     page.get_by_test_id("range-24h").check()
     expect(page).to_have_url(re.compile(rf"#/trends\?range=24h&schedule={seeded.watched['id']}$"))
+    # Drawn for 24 h (hourly) before anything is read off it: a 7-day chart of runs made within
+    # the hour has as many points, and it is replaced when the new answer comes.
+    expect(page.locator("#trends-note")).to_contain_text("One point per hour")
 
     # Hourly (automatic for 24 h): the API's buckets, each number as the API gives it.
     stats = call(stack, "GET", f"api/stats?schedule_id={seeded.watched['id']}&since={seeded.runs[-1]['created_at']}&bucket=hour", token)
@@ -92,6 +95,7 @@ def test_health_shows_a_partial_run_and_leads_to_trends_that_mark_failures_toggl
     # Each run: a point per run, model and chart: 12 points of demo/fast on every chart.
     page.get_by_test_id("trends-points").select_option("run")
     expect(page).to_have_url(re.compile(r"&points=run$"))
+    expect(page.locator("#trends-note")).to_contain_text("One point per run")
     points = page.get_by_test_id("trend-charts").get_by_test_id("trend-point")
     expect(ttft.get_by_test_id("trend-point")).to_have_count(RUNS)
     for chart in ("trend-speed", "trend-itl"):
@@ -115,6 +119,14 @@ def test_health_shows_a_partial_run_and_leads_to_trends_that_mark_failures_toggl
     second_fast = next(r for r in seeded.runs[-2]["results"] if r["model"] == "demo/fast")
     expect(tooltip.locator('[data-model="demo/fast"] [data-testid="tip-value"]')).to_have_text(_ms(second_fast["ttft_ms"]))
     page.keyboard.press("Escape")
+    # A chart redrawn under the keyboard (the window narrowed) keeps the focus.
+    charts = page.get_by_test_id("trend-charts")
+    drawn_at = charts.get_attribute("data-width")
+    page.set_viewport_size({"width": 1100, "height": 900})
+    expect(charts).not_to_have_attribute("data-width", drawn_at)
+    expect(ttft.get_by_test_id("trend-plot")).to_be_focused()
+    page.set_viewport_size(DESKTOP)
+    expect(charts).to_have_attribute("data-width", drawn_at)
 
     # A model toggled off leaves every chart; its failures stay marked.
     toggle = page.locator('[data-testid="model-toggle"][data-model="demo/fast"]')
