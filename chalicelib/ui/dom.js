@@ -59,7 +59,6 @@ export function cssEscape(text) {
   return CSS.escape(String(text));
 }
 
-/** Move focus to the first of `candidates` that is still on the page (after a removal). */
 /**
  * Replace `container`'s rows with `rows`, keeping the keyboard focus: a control focused in a
  * row (found again by the row's `rowKey` attribute and the control's test id) is focused again
@@ -77,6 +76,7 @@ export function replaceRows(container, rows, rowKey) {
   if (again) again.focus();
 }
 
+/** Move focus to the first of `candidates` that is still on the page (after a removal). */
 export function focusFirst(...candidates) {
   const target = candidates.find((el) => el && el.isConnected && !el.closest("[hidden]"));
   if (!target) return;

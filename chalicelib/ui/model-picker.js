@@ -16,7 +16,7 @@ const LOOKS_LIKE_MODEL = /^(?:[^/]+\/.+|gpt-.+|o[134].*|claude-.+|gemini-.+)$/;
 
 /**
  * Builds the picker inside `field` (a fieldset whose legend holds the count, `<prefix>models-count`,
- * and whose `.field-error` paragraph stays last) and returns {get(), set(list), render(), refresh(), focus()}.
+ * and whose `.field-error` paragraph stays last) and returns {get(), set(list), render(), refresh(), loading(), focus()}.
  * Ids and test ids are the names below, prefixed `<prefix>-` when a prefix is given.
  */
 export function modelPicker(field, prefix) {
@@ -38,6 +38,7 @@ export function modelPicker(field, prefix) {
   // The catalog the list was last built from: a view that shows again re-reads the catalog,
   // and an unchanged one must not rebuild the list and chips under the user's focus or pointer.
   let drawnFrom = null;
+  const catalogKey = () => JSON.stringify([catalog.providers, catalog.keys]);
 
   const inputs = () => $all('input[type="checkbox"]', els.picker);
   const visible = () => inputs().filter((el) => !el.closest("[hidden]"));
@@ -58,7 +59,7 @@ export function modelPicker(field, prefix) {
   }
 
   function render() {
-    drawnFrom = JSON.stringify([catalog.providers, catalog.keys]);
+    drawnFrom = catalogKey();
     const listed = catalog.providers.filter((p) => p.models && p.models.length);
     const usable = (p) => !requiresKey(p) || !!storedKey(p.provider_key);
     const ordered = listed.filter(usable).concat(listed.filter((p) => !usable(p)));
@@ -150,7 +151,12 @@ export function modelPicker(field, prefix) {
     set(list) { chosen = (list || []).slice(); render(); },
     render,
     /** Rebuilds only if the catalog changed since the last build. */
-    refresh() { if (JSON.stringify([catalog.providers, catalog.keys]) !== drawnFrom) render(); },
+    refresh() { if (catalogKey() !== drawnFrom) render(); },
+    /** "Loading models…" in place of the list, until the next build. */
+    loading() {
+      drawnFrom = null;
+      els.picker.replaceChildren(h("p", { class: "muted small picker-empty" }, "Loading models…"));
+    },
     focus() { (visible().find((el) => el.tabIndex === 0) || els.search).focus(); },
   };
 }

@@ -35,9 +35,8 @@ export const benchmarkView = {
   async show(id) {
     wire();
     const pickerBox = $("#bench-model-picker");
-    const loading = !catalog.providers.length;
-    if (loading) pickerBox.replaceChildren(h("p", { class: "muted small picker-empty" }, "Loading models…"));
-    const catalogRead = loadCatalog().then(() => (loading ? picker.render() : picker.refresh()), (err) => {
+    if (!catalog.providers.length) picker.loading();
+    const catalogRead = loadCatalog().then(() => picker.refresh(), (err) => {
       if (err.status === 401) return;
       picker.render();
       pickerBox.prepend(h("p", { class: "field-error picker-empty", role: "alert" }, "Could not load the model list: " + err.message + " You can still type provider/model above."));
