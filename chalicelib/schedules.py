@@ -248,19 +248,17 @@ def last_result(run_id: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     health without reading its history: `{run_id, status, models: [{model, success,
     error_type, ttft_ms, output_speed_tps}]}`, one entry per result (a scheduled run has one
     per model). Bounded by the schedule's model count; figures are null for a failure."""
+    return {"run_id": run_id, "status": summaries.run_status(results), "models": [_glance(r) for r in results]}
+
+
+def _glance(result: dict[str, Any]) -> dict[str, Any]:
+    ok = bool(result.get("success"))
     return {
-        "run_id": run_id,
-        "status": summaries.run_status(results),
-        "models": [
-            {
-                "model": result.get("model"),
-                "success": bool(result.get("success")),
-                "error_type": None if result.get("success") else result.get("error_type"),
-                "ttft_ms": result.get("ttft_ms") if result.get("success") else None,
-                "output_speed_tps": result.get("output_speed_tps") if result.get("success") else None,
-            }
-            for result in results
-        ],
+        "model": result.get("model"),
+        "success": ok,
+        "error_type": None if ok else result.get("error_type"),
+        "ttft_ms": result.get("ttft_ms") if ok else None,
+        "output_speed_tps": result.get("output_speed_tps") if ok else None,
     }
 
 

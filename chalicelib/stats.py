@@ -64,7 +64,8 @@ def stats(user_id: str, query: StatsQuery) -> dict[str, Any]:
     run_ids: dict[datetime, str] = {}  # bucket=run: each point's run
     for run in scan:
         start = _bucket_start(clock.parse(run.created_at), bucket)
-        run_ids[start] = run.run_id
+        if bucket == "run":
+            run_ids[start] = run.run_id
         for result in run.results or []:
             model = str(result.get("model"))
             if query.model and model != query.model:
@@ -88,10 +89,7 @@ def stats(user_id: str, query: StatsQuery) -> dict[str, Any]:
                 "model": model,
                 "provider": providers[model],
                 "summary": _summary(overall[model]),
-                "series": [
-                    {**_point(start, sample), **({"run_id": run_ids[start]} if bucket == "run" else {})}
-                    for start, sample in sorted(buckets[model].items())
-                ],
+                "series": [_point(start, sample, run_ids.get(start)) for start, sample in sorted(buckets[model].items())],
             }
             for model in sorted(overall)
         ],
@@ -141,8 +139,9 @@ def _summary(sample: Sample) -> dict[str, Any]:
     }
 
 
-def _point(start: datetime, sample: Sample) -> dict[str, Any]:
-    """One bucket: `t` its start; a timing field is None when no result in it succeeded."""
+def _point(start: datetime, sample: Sample, run_id: str | None = None) -> dict[str, Any]:
+    """One bucket: `t` its start (and its `run_id` when the bucket is a run); a timing field
+    is None when no result in it succeeded."""
     ttft = sample.percentiles("ttft_ms", (10, 50, 90, 99))
     speed = sample.percentiles("output_speed_tps", (10, 50, 90))
     itl = sample.percentiles("itl_p99_ms", (10, 50, 90))
@@ -156,4 +155,5 @@ def _point(start: datetime, sample: Sample) -> dict[str, Any]:
         **{f"itl_p99_ms_{name}": value for name, value in itl.items()},
         **{f"cost_{name}": value for name, value in sample.percentiles("cost", (10, 50, 90)).items()},
         "cost_total": sample.total_cost(),
+        **({"run_id": run_id} if run_id else {}),
     }

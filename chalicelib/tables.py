@@ -187,7 +187,7 @@ class ScheduleModel(_Table):
     interval_hours = NumberAttribute()
     enabled = BooleanAttribute()
     last_run = UnicodeAttribute(null=True)
-    last_result = JSONAttribute(null=True)  # schedules.last_result: the last run at a glance
+    last_result = CompactJSONAttribute(null=True)  # schedules.last_result: the last run at a glance
     next_run = UnicodeAttribute()
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
